@@ -1,0 +1,291 @@
+"""Alerts: matches grouped by (detection, dedupe key) within a window, and their delivery.
+
+State lives in a JetStream key-value bucket, one key per (detection, dedupe), updated with
+compare-and-set, so replicas racing on one alert lose no match and never create two alerts.
+Each state remembers which rule.matched events it already counted: a redelivered event
+changes nothing and re-emits the very same alert event (same id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+from cloudevents.http import CloudEvent
+
+from tarn import events
+from tarn.config import DestinationConfig
+from tarn.lake import ALERTS_TABLE
+from tarn.logsources._schema import Field, arrow_schema
+from tarn.runtime import Context
+
+log = logging.getLogger("tarn.alerting")
+
+APPLIED_MEMORY = 256  # rule.matched event ids remembered per alert key
+MAX_REFS = 100  # record references kept per alert
+
+ALERT_FIELDS = (
+    Field("ts", "timestamp", "First match time (partition column)."),
+    Field("alert_id", "keyword"),
+    Field("detection", "keyword"),
+    Field("name", "string"),
+    Field("severity", "keyword"),
+    Field("title", "string"),
+    Field("dedupe", "keyword"),
+    Field("first_matched", "timestamp"),
+    Field("last_matched", "timestamp"),
+    Field("match_count", "long"),
+    Field("threshold", "long"),
+    Field("version", "long"),
+    Field("context", "json"),
+    Field("runbook", "string"),
+    Field("record_refs", "list<keyword>"),
+    Field("destinations", "list<keyword>"),
+    Field("tags", "list<keyword>"),
+    Field("updated_at", "timestamp"),
+)
+ALERT_SCHEMA = arrow_schema(ALERT_FIELDS)
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def alert_key(detection: str, dedupe: str) -> str:
+    return hashlib.sha256(f"{detection}\x00{dedupe}".encode()).hexdigest()[:40]
+
+
+def apply_matches(
+    state: dict[str, Any] | None,
+    event_id: str,
+    rule: dict[str, Any],
+    dedupe: str,
+    matches: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """Fold `matches` (one dedupe group of one rule.matched event) into the alert state.
+
+    Returns the new state, or None when this event was already applied.
+    """
+    state = state or {"current": None, "applied": {}}
+    if event_id in state["applied"]:
+        return None
+    window = timedelta(minutes=rule["window_minutes"])
+    cur = state["current"]
+    touched: dict[str, dict[str, Any]] = {}
+    for m in sorted(matches, key=lambda m: m["ts"]):
+        ts = _ts(m["ts"])
+        if cur is None or ts > _ts(cur["window_end"]):
+            cur = {
+                "alert_id": events.derive_id("alert", rule["detection"], dedupe, m["ts"]),
+                "detection": rule["detection"],
+                "name": rule["name"],
+                "dedupe": dedupe,
+                "threshold": rule["threshold"],
+                "first_matched": m["ts"],
+                "last_matched": m["ts"],
+                "window_end": (ts + window).isoformat(),
+                "match_count": 0,
+                "activated": False,
+                "version": 0,
+                "record_refs": [],
+                "tags": rule.get("tags", []),
+            }
+        cur["match_count"] += 1
+        if ts >= _ts(cur["last_matched"]):
+            cur["last_matched"] = m["ts"]
+        cur.update(
+            title=m["title"],
+            severity=m["severity"],
+            context=m.get("context") or {},
+            runbook=m.get("runbook", ""),
+            destinations=m.get("destinations") or [],
+        )
+        ref = m.get("event_id") or f"{m.get('ingest_id')}#{m.get('position')}"
+        if ref and len(cur["record_refs"]) < MAX_REFS:
+            cur["record_refs"].append(ref)
+        touched[cur["alert_id"]] = cur
+    outputs = []
+    for alert in touched.values():
+        if alert["match_count"] >= alert["threshold"]:
+            action = "updated" if alert["activated"] else "created"
+            alert["activated"] = True
+            alert["version"] += 1
+            outputs.append(
+                [alert["alert_id"], alert["version"], action, json.loads(json.dumps(alert))]
+            )
+    state["current"] = cur
+    state["applied"][event_id] = outputs
+    while len(state["applied"]) > APPLIED_MEMORY:
+        state["applied"].pop(next(iter(state["applied"])))
+    return state
+
+
+def _alert_row(alert: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ts": _ts(alert["first_matched"]),
+        "alert_id": alert["alert_id"],
+        "detection": alert["detection"],
+        "name": alert["name"],
+        "severity": alert["severity"],
+        "title": alert["title"],
+        "dedupe": alert["dedupe"],
+        "first_matched": _ts(alert["first_matched"]),
+        "last_matched": _ts(alert["last_matched"]),
+        "match_count": alert["match_count"],
+        "threshold": alert["threshold"],
+        "version": alert["version"],
+        "context": json.dumps(alert.get("context") or {}, sort_keys=True, default=str),
+        "runbook": alert.get("runbook", ""),
+        "record_refs": alert.get("record_refs", []),
+        "destinations": alert.get("destinations", []),
+        "tags": alert.get("tags", []),
+        "updated_at": datetime.now(UTC),
+    }
+
+
+def manage(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
+    """Apply one rule.matched event; write touched alerts to tarn_alerts; emit dev.tarn.alert.v1."""
+    data = event.get_data()
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for m in data["matches"]:
+        groups.setdefault(m["dedupe"], []).append(m)
+    bucket = ctx.cfg.alerting.kv_bucket
+    results: list[list[Any]] = []
+    for dedupe, matches in groups.items():
+        key = alert_key(data["detection"], dedupe)
+        _, after = ctx.bus.kv_update_json(
+            bucket, key, lambda s, d=dedupe, m=matches: apply_matches(s, event["id"], data, d, m)
+        )
+        assert after is not None
+        for alert_id, version, action, snapshot in after["applied"].get(event["id"], []):
+            current = after["current"]
+            # Write the newest state we know of for this alert (a replica may be ahead of us).
+            newest = (
+                current
+                if current and current["alert_id"] == alert_id and current["version"] >= version
+                else snapshot
+            )
+            results.append([alert_id, version, action, snapshot, newest])
+    if not results:
+        return []
+    rows = [_alert_row(newest) for *_, newest in results]
+    ctx.lake.upsert_rows(
+        ALERTS_TABLE, pa.Table.from_pylist(rows, schema=ALERT_SCHEMA), "alert_id", ALERT_SCHEMA
+    )
+    out = []
+    for _alert_id, _version, action, snapshot, _ in results:
+        body = {
+            **{k: v for k, v in snapshot.items() if k not in ("activated", "window_end")},
+            "action": action,
+        }
+        out.append(body)
+    ctx.emit(
+        events.make_event(
+            events.ALERT,
+            "alert-manager",
+            body,
+            id_=events.derive_id(body["alert_id"], body["version"]),
+            subject=body["alert_id"],
+        )
+        for body in out
+    )
+    return out
+
+
+# -- delivery --------------------------------------------------------------------------------
+
+Sender = Callable[[Context, str, DestinationConfig, dict[str, Any], str], None]
+
+
+class DeliveryError(RuntimeError):
+    pass
+
+
+def _signature(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def send_webhook(
+    ctx: Context, name: str, dest: DestinationConfig, alert: dict[str, Any], event_id: str
+) -> None:
+    """Generic JSON webhook, signed with HMAC-SHA256 over `<timestamp>.<body>` when a secret is set."""
+    if not dest.url:
+        raise DeliveryError(
+            f"destination {name!r}: set its url (TARN_DESTINATIONS__{name.upper()}__URL)"
+        )
+    body = json.dumps(
+        {"event_id": event_id, "action": alert["action"], "alert": alert}, sort_keys=True
+    ).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "tarn-alert-forwarder",
+        "Idempotency-Key": event_id,
+        "X-Tarn-Event-Id": event_id,
+        "X-Tarn-Timestamp": timestamp,
+    }
+    if dest.secret:
+        headers["X-Tarn-Signature"] = _signature(dest.secret, timestamp, body)
+    resp = ctx.http.post(
+        dest.url, content=body, headers=headers, timeout=ctx.cfg.alerting.delivery_timeout_seconds
+    )
+    if resp.status_code >= 300:
+        raise DeliveryError(
+            f"destination {name!r}: webhook answered HTTP {resp.status_code}: {resp.text[:200]}"
+        )
+
+
+SENDERS: dict[str, Sender] = {"webhook": send_webhook}
+
+
+def destinations_for(ctx: Context, alert: dict[str, Any]) -> list[str]:
+    names = (
+        alert.get("destinations")
+        or ctx.cfg.alerting.default_destinations
+        or sorted(ctx.cfg.destinations)
+    )
+    unknown = [n for n in names if n not in ctx.cfg.destinations]
+    if unknown:
+        raise DeliveryError(
+            f"alert {alert['alert_id']} names unknown destinations {unknown}; configured: {sorted(ctx.cfg.destinations) or 'none'}"
+        )
+    return list(names)
+
+
+def forward(ctx: Context, event: CloudEvent) -> list[str]:
+    """Deliver one alert event to each of its destinations, at most once per destination."""
+    alert = event.get_data()
+    delivered = []
+    names = destinations_for(ctx, alert)
+    if not names:
+        log.warning(
+            "alert %s: no destinations configured; it is only in %s",
+            alert["alert_id"],
+            ALERTS_TABLE,
+        )
+    for name in names:
+        dest = ctx.cfg.destinations[name]
+        sender = SENDERS.get(dest.type)
+        if sender is None:
+            raise DeliveryError(
+                f"destination {name!r}: unknown type {dest.type!r}; known: {', '.join(sorted(SENDERS))}"
+            )
+        key = events.derive_id("delivery", name, event["id"])
+        if ctx.bus.kv_get_json(ctx.cfg.alerting.deliveries_bucket, key):
+            continue  # this update already reached this destination
+        sender(ctx, name, dest, alert, event["id"])
+        ctx.bus.kv_put_json(
+            ctx.cfg.alerting.deliveries_bucket,
+            key,
+            {"destination": name, "event_id": event["id"], "at": datetime.now(UTC).isoformat()},
+        )
+        delivered.append(name)
+    return delivered

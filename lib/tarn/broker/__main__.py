@@ -1,0 +1,3 @@
+from tarn.broker._server import main
+
+main()

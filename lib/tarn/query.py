@@ -1,0 +1,124 @@
+"""SQL over the lake: Trino when configured, DuckDB over pyiceberg scans otherwise.
+
+Queries are written in Trino's dialect either way; DuckDB gets them transpiled by sqlglot.
+Table names may be bare (`aws_cloudtrail`), schema-qualified (`tarn.aws_cloudtrail`) or
+fully qualified (`iceberg.tarn.aws_cloudtrail`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from tarn.config import Config
+from tarn.exceptions import QueryError
+
+
+@dataclass
+class Result:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    engine: str
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def _parse(sql: str) -> exp.Expression:
+    try:
+        statements = sqlglot.parse(sql, read="trino")
+    except sqlglot.errors.ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        where = f" (line {first.get('line')}, column {first.get('col')})" if first else ""
+        raise QueryError(f"syntax error{where}: {first.get('description', exc)}") from exc
+    statements = [s for s in statements if s is not None]
+    if len(statements) != 1:
+        raise QueryError(f"send exactly one SQL statement, got {len(statements)}")
+    return statements[0]
+
+
+def _lake_tables(tree: exp.Expression) -> list[exp.Table]:
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    return [t for t in tree.find_all(exp.Table) if t.name and t.name not in ctes]
+
+
+def run_duckdb(cfg: Config, sql: str, lake: Any = None) -> Result:
+    import duckdb
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from tarn.lake import Lake
+
+    tree = _parse(sql)
+    lake = lake or Lake(cfg)
+    con = duckdb.connect()
+    try:
+        registered: dict[str, str] = {}
+        for node in _lake_tables(tree):
+            schema = node.db
+            if schema and schema != cfg.catalog.namespace:
+                raise QueryError(
+                    f"unknown schema {schema!r}: tarn's tables are in {cfg.catalog.namespace!r}"
+                )
+            name = node.name
+            if name not in registered:
+                try:
+                    reader = lake.load(name).scan().to_arrow_batch_reader()
+                except NoSuchTableError:
+                    known = ", ".join(lake.table_names()) or "none yet"
+                    raise QueryError(f"table {name!r} does not exist; tables: {known}") from None
+                alias = f"__tarn_{len(registered)}"
+                con.register(alias, pa.Table.from_batches(list(reader), schema=reader.schema))
+                registered[name] = alias
+            node.set("this", exp.to_identifier(registered[name]))
+            node.set("db", None)
+            node.set("catalog", None)
+            if not node.alias:
+                node.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+        duck_sql = tree.sql(dialect="duckdb")
+        try:
+            cur = con.execute(duck_sql)
+            columns = [d[0] for d in cur.description or []]
+            rows = cur.fetchall()
+        except duckdb.Error as exc:
+            raise QueryError(f"DuckDB rejected the query: {exc}") from exc
+        return Result(columns, rows, "duckdb")
+    finally:
+        con.close()
+
+
+def run_trino(cfg: Config, sql: str) -> Result:
+    import trino
+
+    t = cfg.query.trino
+    conn = trino.dbapi.connect(
+        host=t.host,
+        port=t.port,
+        user=t.user,
+        catalog=t.catalog,
+        schema=cfg.catalog.namespace,
+        http_scheme=t.http_scheme,
+    )
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute(sql)
+            rows = [tuple(r) for r in cur.fetchall()]
+        except trino.exceptions.TrinoUserError as exc:
+            loc = exc.error_location
+            where = f" (line {loc[0]}, column {loc[1]})" if loc else ""
+            raise QueryError(f"Trino rejected the query{where}: {exc.message}") from exc
+        except trino.exceptions.TrinoQueryError as exc:
+            raise QueryError(f"Trino failed: {exc.message}") from exc
+        return Result([d[0] for d in cur.description or []], rows, "trino")
+    finally:
+        conn.close()
+
+
+def run(cfg: Config, sql: str, engine: str | None = None) -> Result:
+    if (engine or cfg.query.engine) == "trino":
+        return run_trino(cfg, sql)
+    return run_duckdb(cfg, sql)
