@@ -18,6 +18,11 @@ from pathlib import Path
 
 from tarn.exceptions import ProcessStartError
 
+# Popen objects of the children start() left running. Holding them keeps Popen.__del__ from
+# warning (ResourceWarning, an error under pytest's filterwarnings) when a caller in the same
+# process drops them, and lets stop() reap the child through its own Popen.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 
 @dataclass(frozen=True)
 class Managed:
@@ -112,9 +117,11 @@ def start(
             start_new_session=True,
         )
     proc.pid_file.write_text(f"{child.pid}\n")
+    _CHILDREN[child.pid] = child
     deadline = time.monotonic() + timeout
     while True:
         if child.poll() is not None:
+            _CHILDREN.pop(child.pid, None)
             proc.pid_file.unlink(missing_ok=True)
             raise ProcessStartError(
                 proc.name, f"exited with code {child.returncode}", proc.log_file, fix
@@ -174,5 +181,10 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def _reap(pid: int) -> None:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            _CHILDREN.pop(pid, None)
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)

@@ -139,9 +139,11 @@ class SyncBus:
         return self._kv[bucket]
 
     def kv_get_json(self, bucket: str, key: str) -> dict[str, Any] | None:
+        kv = self.kv(bucket)  # resolved here: self.kv() blocks on the loop, so not inside it
+
         async def get() -> dict[str, Any] | None:
             try:
-                entry = await self.kv(bucket).get(key)
+                entry = await kv.get(key)
             except KeyNotFoundError:
                 return None
             return json.loads(entry.value) if entry.value else None

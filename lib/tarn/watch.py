@@ -6,6 +6,7 @@ batch of it has been committed to the lake and its detections have run.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -121,5 +122,39 @@ async def wait_for_ingests(
                     on_progress(progress)
         await sub.unsubscribe()
         return progress
+    finally:
+        await nc.close()
+
+
+async def wait_idle(
+    cfg: Config, trigger_names: list[str], timeout: float, quiet: float = 1.5
+) -> None:
+    """Wait until no Trigger has an event waiting or in flight, for `quiet` seconds in a row."""
+    nc = await bus.connect(cfg, "tarn-watch")
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + timeout
+        idle_since: float | None = None
+        while True:
+            busy = 0
+            for name in trigger_names:
+                try:
+                    info = await js.consumer_info(cfg.nats.stream, f"trigger-{name}")
+                except Exception:
+                    busy += 1  # the broker has not created it yet
+                    continue
+                busy += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            now = time.monotonic()
+            if busy == 0:
+                idle_since = idle_since or now
+                if now - idle_since >= quiet:
+                    return
+            else:
+                idle_since = None
+            if now > deadline:
+                raise TimeoutError(
+                    f"the pipeline was still busy after {timeout:.0f}s ({busy} events pending)"
+                )
+            await asyncio.sleep(0.2)
     finally:
         await nc.close()
