@@ -23,8 +23,6 @@ from tarn.config import Config
 
 T = TypeVar("T")
 
-DEAD_LETTER_SUBJECT = "tarn.deadletter"
-
 
 def event_subject(cfg: Config, type_: str) -> str:
     return f"{cfg.nats.subject_prefix}.{type_}"
@@ -56,7 +54,7 @@ async def ensure_streams(nc: NATS, cfg: Config) -> None:
         ),
         StreamConfig(
             name=cfg.nats.dead_letter_stream,
-            subjects=[f"{DEAD_LETTER_SUBJECT}.>"],
+            subjects=[f"{cfg.nats.dead_letter_subject}.>"],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=30 * day,

@@ -51,6 +51,7 @@ class NatsConfig(_Frozen):
     stream: str = "TARN_EVENTS"
     subject_prefix: str = "tarn.events"
     dead_letter_stream: str = "TARN_DEAD_LETTER"
+    dead_letter_subject: str = "tarn.deadletter"
     duplicate_window_seconds: int = 1200
     max_age_days: int = 7
 

@@ -110,13 +110,13 @@ def dead_letter(ctx: Context, event: CloudEvent) -> int:
     """Keep a dead letter durably in the dead-letter stream (inspect with `tarn dlq`)."""
     from cloudevents.conversion import to_json
 
-    from tarn.bus import DEAD_LETTER_SUBJECT
-
     attrs = event.get_attributes()
     trigger = str(attrs.get("tarntrigger") or "unknown")
     msg_id = events.derive_id(event["id"], attrs.get("knativeerrordest", ""), "dead-letter")
     return ctx.bus.publish(
-        f"{DEAD_LETTER_SUBJECT}.{trigger}", to_json(event), headers={"Nats-Msg-Id": msg_id}
+        f"{ctx.cfg.nats.dead_letter_subject}.{trigger}",
+        to_json(event),
+        headers={"Nats-Msg-Id": msg_id},
     )
 
 

@@ -71,7 +71,11 @@ def parse_json(stream: IO[bytes], records_path: str | None) -> Iterator[Parsed]:
         except json.JSONDecodeError:
             doc = None  # maybe NDJSON: one object per line
         if isinstance(doc, dict):
-            yield from _records_of(doc, records_path, 0, data.decode("utf-8", "replace"))
+            text = data.decode("utf-8", "replace")
+            if records_path and records_path.split(".")[0] in doc:
+                yield from _records_of(doc, records_path, 0, text)
+            else:
+                yield 0, text.strip(), doc  # a single record on its own
             return
     for n, text, item in parse_ndjson(io.BytesIO(data)):
         if isinstance(item, dict) and records_path and records_path.split(".")[0] in item:

@@ -39,6 +39,7 @@ from tarn.services._common import (
     cache_dir,
     default_state_dir,
     file_lock,
+    forget_stale,
     load_credentials,
     resolve_ports,
     save_ports,
@@ -275,6 +276,8 @@ def up(
     t_total = time.monotonic()
     with file_lock(layout.root / ".lock"):
         creds = load_credentials(layout)
+        for name in SERVICES:
+            forget_stale(layout, name)
         running = {n: layout.managed(n).running() for n in SERVICES}
         ports = resolve_ports(layout, running)
         save_ports(layout, ports)
@@ -360,6 +363,8 @@ def down(state_dir: Path | None = None, *, purge: bool = False) -> list[str]:
         return []
     stopped: list[str] = []
     with file_lock(layout.root / ".lock"):
+        for name in SERVICES:
+            forget_stale(layout, name)  # never signal a process that merely inherited a pid
         for name, stop in (
             ("trino", _trino.stop),
             ("minio", _minio.stop),
@@ -380,6 +385,8 @@ def status(state_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     from tarn._proc import port_open
 
     layout = Layout(Path(state_dir) if state_dir is not None else default_state_dir())
+    for name in SERVICES:
+        forget_stale(layout, name)
     running = {n: layout.managed(n).running() for n in SERVICES}
     try:
         ports = resolve_ports(layout, running)

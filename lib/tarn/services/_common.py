@@ -111,6 +111,26 @@ class Layout:
         return self.root / name
 
 
+# A word that the command line of each service's recorded process contains.
+MARKERS = {"nats": "nats-server", "postgres": "postgres", "minio": "minio", "trino": "trino"}
+
+
+def forget_stale(layout: Layout, name: str) -> None:
+    """Drop a pid file whose pid now belongs to some other program (the pid was reused)."""
+    proc = layout.managed(name)
+    pid = proc.pid()
+    if pid is None:
+        return
+    try:
+        cmdline = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return
+    if MARKERS[name] not in cmdline:
+        proc.pid_file.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Serialise provisioning between processes (two `up`s at once, parallel test runs)."""
