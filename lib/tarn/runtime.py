@@ -93,6 +93,13 @@ class Context:
         with self.store.open(bucket, key) as f:
             return pq.read_table(f)
 
+    def close(self) -> None:
+        """Close the connections this context opened (only those it opened)."""
+        if "bus" in self.__dict__:
+            self.bus.close()
+        if "http" in self.__dict__:
+            self.http.close()
+
     def readiness(self, *parts: str) -> dict[str, Any]:
         """Check the named connections: 'store', 'lake', 'bus'."""
         status: dict[str, Any] = {}
@@ -127,6 +134,8 @@ def reset_context() -> None:
     """Forget the process-wide context (tests that change configuration)."""
     global _context
     with _context_lock:
+        if _context is not None:
+            _context.close()
         _context = None
     config.reset()
 

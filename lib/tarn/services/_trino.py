@@ -223,6 +223,8 @@ def write_config(
     (etc / "catalog").mkdir(parents=True, exist_ok=True)
     data_dir = base / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = base / "tmp"
+    tmp.mkdir(exist_ok=True)
     node_id = uuid.uuid5(uuid.NAMESPACE_URL, f"tarn:{layout.root.resolve()}")
     files = {
         etc / "node.properties": (
@@ -232,7 +234,7 @@ def write_config(
             f"node.bind-ip={HOST}\n"
             f"node.internal-address={HOST}\n"
         ),
-        etc / "jvm.config": JVM_CONFIG,
+        etc / "jvm.config": JVM_CONFIG + f"-Djava.io.tmpdir={tmp}\n-Djna.tmpdir={tmp}\n",
         etc / "config.properties": (
             "coordinator=true\n"
             "node-scheduler.include-coordinator=true\n"
