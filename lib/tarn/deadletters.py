@@ -22,7 +22,9 @@ async def _messages(cfg: Config) -> list[tuple[int, dict[str, Any]]]:
         js = nc.jetstream()
         info = await js.stream_info(cfg.nats.dead_letter_stream)
         out = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        if not info.state.messages:
+            return out
+        for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
             try:
                 msg = await js.get_msg(cfg.nats.dead_letter_stream, seq)
             except NotFoundError:

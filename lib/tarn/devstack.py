@@ -58,8 +58,9 @@ def _http_ok(url: str) -> Callable[[], bool]:
 
 
 class DevStack:
-    def __init__(self, cfg: Config, functions_dir: Path | None = None) -> None:
+    def __init__(self, cfg: Config, functions_dir: Path | None = None, environ: dict[str, str] | None = None) -> None:
         self.cfg = cfg
+        self.environ = dict(os.environ if environ is None else environ)
         self.home = cfg.home_path
         self.run_dir = self.home / "run"
         self.log_dir = self.home / "logs"
@@ -81,7 +82,7 @@ class DevStack:
         return self.function_url("ingestor")
 
     def env(self, function: str | None = None) -> dict[str, str]:
-        env = dict(os.environ)
+        env = dict(self.environ)
         env["TARN_HOME"] = str(self.home)
         env["K_SINK"] = self.cfg.broker_url
         env.setdefault("PYTHONUNBUFFERED", "1")

@@ -44,6 +44,7 @@ from tarn.services._common import (
     resolve_ports,
     save_ports,
     say,
+    stored_ports,
 )
 
 __all__ = [
@@ -366,7 +367,7 @@ def down(state_dir: Path | None = None, *, purge: bool = False) -> list[str]:
         for name in SERVICES:
             forget_stale(layout, name)  # never signal a process that merely inherited a pid
         for name, stop in (
-            ("trino", _trino.stop),
+            ("trino", lambda lay: _trino.stop(lay, stored_ports(lay)["trino"])),
             ("minio", _minio.stop),
             ("postgres", _postgres.stop),
             ("nats", _nats.stop),

@@ -224,6 +224,16 @@ def resolve_ports(layout: Layout, running: Mapping[str, bool]) -> dict[str, int]
     return ports
 
 
+def stored_ports(layout: Layout) -> dict[str, int]:
+    """The ports the last `up` of this state dir used (the defaults when there was none)."""
+    ports = dict(DEFAULT_PORTS)
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+        ports.update(
+            {k: int(v) for k, v in json.loads(layout.config_file.read_text())["ports"].items()}
+        )
+    return ports
+
+
 def save_ports(layout: Layout, ports: Mapping[str, int]) -> None:
     data: dict[str, object] = {}
     with contextlib.suppress(FileNotFoundError, ValueError):

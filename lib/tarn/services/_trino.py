@@ -338,5 +338,17 @@ def start(
     return pid
 
 
-def stop(layout: Layout) -> bool:
-    return _proc.stop(layout.managed(NAME), timeout=30)
+def stop(layout: Layout, port: int | None = None) -> bool:
+    proc = layout.managed(NAME)
+    pid = proc.pid()
+    stopped = _proc.stop(proc, timeout=30)
+    if pid is not None:
+        # The JVM's threads can still be finishing (holding the launcher's lock on
+        # data/var/run/launcher.pid and the HTTP port) after its main thread looks gone: wait
+        # until the process has disappeared entirely, so a following start does not collide.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+            Path(f"/proc/{pid}").exists() or (port is not None and _proc.port_open(HOST, port))
+        ):
+            time.sleep(0.1)
+    return stopped
