@@ -1,0 +1,1 @@
+"""Offline checks of the Kubernetes manifests (knative/, eventing/) and of what builds them."""
