@@ -58,12 +58,18 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child of ours still answers kill(0); treat it as gone.
+    # A zombie child of ours still answers kill(0); treat it as gone. But a process whose main
+    # thread has exited while its other threads still run (a JVM shutting down) also shows "Z":
+    # it is alive until its thread count drops to one; it cannot be reaped before that.
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" or int(fields[17]) > 1:
+            return True
+    except (FileNotFoundError, IndexError, ValueError):
         return False
+    _reap(pid)  # a dead child of ours: collect it now, so no zombie (or Popen) outlives it
+    return False
 
 
 def log_tail(path: Path, lines: int = 30) -> str:
@@ -144,12 +150,12 @@ def stop(proc: Managed, timeout: float = 10.0) -> bool:
         return False
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
+    while (pid_alive(pid) or _group_alive(pid)) and time.monotonic() < deadline:
         _reap(pid)
         time.sleep(0.05)
-    if pid_alive(pid):
+    if pid_alive(pid) or _group_alive(pid):
         _signal_group(pid, signal.SIGKILL)
-        while pid_alive(pid) and time.monotonic() < deadline + 5:
+        while (pid_alive(pid) or _group_alive(pid)) and time.monotonic() < deadline + 5:
             _reap(pid)
             time.sleep(0.05)
     _reap(pid)
@@ -157,12 +163,26 @@ def stop(proc: Managed, timeout: float = 10.0) -> bool:
     return True
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is still in the process group `pgid`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
 def kill(proc: Managed) -> None:
     """SIGKILL the process group at once, as a crash would (used by fault tests)."""
     pid = proc.pid()
     if pid is not None:
         _signal_group(pid, signal.SIGKILL)
-        while pid_alive(pid):
+        while pid_alive(pid) or _group_alive(pid):
             _reap(pid)
             time.sleep(0.02)
         _reap(pid)

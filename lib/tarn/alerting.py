@@ -62,6 +62,11 @@ def alert_key(detection: str, dedupe: str) -> str:
     return hashlib.sha256(f"{detection}\x00{dedupe}".encode()).hexdigest()[:40]
 
 
+def alert_id(detection: str, dedupe: str, first_ts: str) -> str:
+    """Time-ordered ids: min/max statistics let an upsert skip all but the newest data files."""
+    return f"{_ts(first_ts):%Y%m%dT%H%M%S}-{events.derive_id('alert', detection, dedupe, first_ts)[:20]}"
+
+
 def apply_matches(
     state: dict[str, Any] | None,
     event_id: str,
@@ -83,7 +88,7 @@ def apply_matches(
         ts = _ts(m["ts"])
         if cur is None or ts > _ts(cur["window_end"]):
             cur = {
-                "alert_id": events.derive_id("alert", rule["detection"], dedupe, m["ts"]),
+                "alert_id": alert_id(rule["detection"], dedupe, m["ts"]),
                 "detection": rule["detection"],
                 "name": rule["name"],
                 "dedupe": dedupe,
@@ -164,21 +169,17 @@ def manage(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
             bucket, key, lambda s, d=dedupe, m=matches: apply_matches(s, event["id"], data, d, m)
         )
         assert after is not None
-        for alert_id, version, action, snapshot in after["applied"].get(event["id"], []):
+        for aid, version, action, snapshot in after["applied"].get(event["id"], []):
             current = after["current"]
             # Write the newest state we know of for this alert (a replica may be ahead of us).
             newest = (
                 current
-                if current and current["alert_id"] == alert_id and current["version"] >= version
+                if current and current["alert_id"] == aid and current["version"] >= version
                 else snapshot
             )
-            results.append([alert_id, version, action, snapshot, newest])
+            results.append([aid, version, action, snapshot, newest])
     if not results:
         return []
-    rows = [_alert_row(newest) for *_, newest in results]
-    ctx.lake.upsert_rows(
-        ALERTS_TABLE, pa.Table.from_pylist(rows, schema=ALERT_SCHEMA), "alert_id", ALERT_SCHEMA
-    )
     out = []
     for _alert_id, _version, action, snapshot, _ in results:
         body = {
@@ -186,6 +187,8 @@ def manage(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
             "action": action,
         }
         out.append(body)
+    # Deliver first, then record: a failed table write makes the broker redeliver, which
+    # re-emits the same event ids (dropped as duplicates) and writes again.
     ctx.emit(
         events.make_event(
             events.ALERT,
@@ -195,6 +198,10 @@ def manage(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
             subject=body["alert_id"],
         )
         for body in out
+    )
+    rows = [_alert_row(newest) for *_, newest in results]
+    ctx.lake.upsert_rows(
+        ALERTS_TABLE, pa.Table.from_pylist(rows, schema=ALERT_SCHEMA), "alert_id", ALERT_SCHEMA
     )
     return out
 

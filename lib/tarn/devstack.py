@@ -58,7 +58,9 @@ def _http_ok(url: str) -> Callable[[], bool]:
 
 
 class DevStack:
-    def __init__(self, cfg: Config, functions_dir: Path | None = None, environ: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cfg: Config, functions_dir: Path | None = None, environ: dict[str, str] | None = None
+    ) -> None:
         self.cfg = cfg
         self.environ = dict(os.environ if environ is None else environ)
         self.home = cfg.home_path

@@ -8,9 +8,10 @@ from typing import Any
 from cloudevents.http import CloudEvent
 
 from tarn import events, logsources
+from tarn._failpoints import failpoint
 from tarn.lake import SIDELINE_TABLE
 from tarn.normalize import normalize
-from tarn.runtime import Context, failpoint
+from tarn.runtime import Context
 
 log = logging.getLogger("tarn.pipeline")
 
@@ -80,7 +81,6 @@ def write_lake(ctx: Context, event: CloudEvent) -> dict[str, Any]:
     results = []
     for part in parts:
         rows = ctx.get_parquet(part["bucket"], part["key"])
-        failpoint("lake_writer.before_commit")
         result = ctx.lake.commit(part["table"], rows, batch_id)
         results.append({"table": part["table"], "rows": result.rows, "skipped": result.skipped})
     failpoint("lake_writer.after_commit")

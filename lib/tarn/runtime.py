@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -157,15 +156,6 @@ def install_health(*parts: str) -> None:
     if "tarn_healthz" not in app.view_functions:
         app.add_url_rule("/healthz", "tarn_healthz", healthz, methods=["GET"])
         app.add_url_rule("/readyz", "tarn_readyz", readyz, methods=["GET"])
-
-
-def failpoint(name: str) -> None:
-    """Test hook: pause forever at `name` (so a test can kill the process exactly here)."""
-    if os.environ.get("TARNTEST_PAUSE_AT") == name:
-        marker = os.environ.get("TARNTEST_PAUSE_MARKER")
-        if marker:
-            Path(marker).write_text(str(os.getpid()))
-        time.sleep(3600)
 
 
 Handler = Callable[[CloudEvent], Any]

@@ -12,8 +12,15 @@ BASE = {
     "spec": {
         "broker": "tarn",
         "filter": {"attributes": {"type": "dev.tarn.x.v1", "source": "/tarn/a"}},
-        "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "svc"}},
-        "delivery": {"retry": 3, "backoffPolicy": "linear", "backoffDelay": "PT0.5S", "deadLetterSink": {"uri": "http://dl/"}},
+        "subscriber": {
+            "ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "svc"}
+        },
+        "delivery": {
+            "retry": 3,
+            "backoffPolicy": "linear",
+            "backoffDelay": "PT0.5S",
+            "deadLetterSink": {"uri": "http://dl/"},
+        },
     },
 }
 
@@ -29,7 +36,13 @@ def test_parse_trigger_reads_filter_subscriber_and_delivery() -> None:
 
 
 def test_exponential_backoff_doubles() -> None:
-    spec = {**BASE, "spec": {**BASE["spec"], "delivery": {"backoffPolicy": "exponential", "backoffDelay": "PT1S"}}}
+    spec = {
+        **BASE,
+        "spec": {
+            **BASE["spec"],
+            "delivery": {"backoffPolicy": "exponential", "backoffDelay": "PT1S"},
+        },
+    }
     t = parse_trigger(spec)
     assert [t.backoff(n) for n in (1, 2, 3)] == [2, 4, 8]
 
@@ -42,16 +55,26 @@ def test_attribute_filter_is_exact_match_on_all_attributes() -> None:
 
 
 def test_subscriptions_api_filters_override_filter() -> None:
-    spec = {**BASE, "spec": {**BASE["spec"], "filters": [{"prefix": {"type": "dev.tarn."}}, {"not": {"exact": {"source": "/x"}}}]}}
+    spec = {
+        **BASE,
+        "spec": {
+            **BASE["spec"],
+            "filters": [{"prefix": {"type": "dev.tarn."}}, {"not": {"exact": {"source": "/x"}}}],
+        },
+    }
     t = parse_trigger(spec)
     assert t.matches({"type": "dev.tarn.other.v1", "source": "/tarn/zzz"})
     assert not t.matches({"type": "dev.tarn.other.v1", "source": "/x"})
     assert not t.matches({"type": "com.example", "source": "/y"})
     with pytest.raises(TriggerError, match="cesql"):
-        parse_trigger({**BASE, "spec": {**BASE["spec"], "filters": [{"cesql": "type = 'x'"}]}}).matches({})
+        parse_trigger(
+            {**BASE, "spec": {**BASE["spec"], "filters": [{"cesql": "type = 'x'"}]}}
+        ).matches({})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("PT0.5S", 0.5), ("PT2M", 120), ("PT1H1M1S", 3661), ("P1D", 86400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("PT0.5S", 0.5), ("PT2M", 120), ("PT1H1M1S", 3661), ("P1D", 86400)]
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -73,7 +96,10 @@ def test_errors_name_the_file_the_trigger_and_the_field() -> None:
 def test_destination_resolution() -> None:
     services = {"svc": "http://127.0.0.1:9000"}
     assert Destination(kind="Service", name="svc").resolve(services) == "http://127.0.0.1:9000"
-    assert Destination(kind="Service", name="svc", uri="/x").resolve(services) == "http://127.0.0.1:9000/x"
+    assert (
+        Destination(kind="Service", name="svc", uri="/x").resolve(services)
+        == "http://127.0.0.1:9000/x"
+    )
     with pytest.raises(TriggerError, match="known: svc"):
         Destination(kind="Service", name="nope").resolve(services)
 
@@ -87,7 +113,10 @@ def test_project_triggers_route_every_event_type_to_its_function() -> None:
         (events.RULE_MATCHED, "alert-manager"),
         (events.ALERT, "alert-forwarder"),
     }
-    assert all(t.dead_letter and t.dead_letter.name == "dead-letter" and t.retry >= 3 for t in load_triggers())
+    assert all(
+        t.dead_letter and t.dead_letter.name == "dead-letter" and t.retry >= 3
+        for t in load_triggers()
+    )
 
 
 def test_load_triggers_reads_multi_document_files_and_ignores_other_kinds(tmp_path: Path) -> None:
@@ -96,6 +125,8 @@ def test_load_triggers_reads_multi_document_files_and_ignores_other_kinds(tmp_pa
         "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: a}\nspec: {subscriber: {uri: 'http://x'}}\n"
     )
     assert [t.name for t in load_triggers(tmp_path)] == ["a"]
-    (tmp_path / "y.yaml").write_text("apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: a}\nspec: {subscriber: {uri: 'http://x'}}\n")
+    (tmp_path / "y.yaml").write_text(
+        "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: a}\nspec: {subscriber: {uri: 'http://x'}}\n"
+    )
     with pytest.raises(TriggerError, match="duplicate"):
         load_triggers(tmp_path)

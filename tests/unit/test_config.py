@@ -16,7 +16,9 @@ def test_defaults_are_the_embedded_stack(tmp_path: Path) -> None:
 
 def test_environment_overrides_yaml_which_overrides_defaults(tmp_path: Path) -> None:
     f = tmp_path / "tarn.yaml"
-    f.write_text("storage:\n  kind: s3\n  raw_bucket: from-yaml\n  lake_bucket: lake-yaml\nbroker:\n  port: 1234\n")
+    f.write_text(
+        "storage:\n  kind: s3\n  raw_bucket: from-yaml\n  lake_bucket: lake-yaml\nbroker:\n  port: 1234\n"
+    )
     cfg = config.load({"TARN_STORAGE__RAW_BUCKET": "from-env"}, file=f)
     assert cfg.storage.raw_bucket == "from-env"
     assert cfg.storage.lake_bucket == "lake-yaml"
@@ -25,7 +27,9 @@ def test_environment_overrides_yaml_which_overrides_defaults(tmp_path: Path) -> 
 
 
 def test_destinations_come_from_the_environment() -> None:
-    cfg = config.load({"TARN_DESTINATIONS__SOC__TYPE": "webhook", "TARN_DESTINATIONS__SOC__URL": "http://hook"})
+    cfg = config.load(
+        {"TARN_DESTINATIONS__SOC__TYPE": "webhook", "TARN_DESTINATIONS__SOC__URL": "http://hook"}
+    )
     assert cfg.destinations["soc"].type == "webhook"
     assert cfg.destinations["soc"].url == "http://hook"
 
@@ -57,4 +61,6 @@ def test_ingest_token_is_created_once_and_kept_private(tmp_path: Path) -> None:
     assert len(token) >= 24
     assert cfg.ingest_token() == token
     assert (tmp_path / "ingest-token").stat().st_mode & 0o077 == 0
-    assert config.load({"TARN_HOME": str(tmp_path), "TARN_INGEST__TOKEN": "x"}).ingest_token() == "x"
+    assert (
+        config.load({"TARN_HOME": str(tmp_path), "TARN_INGEST__TOKEN": "x"}).ingest_token() == "x"
+    )

@@ -28,7 +28,9 @@ def test_builtin_detections_load_and_pass_their_inline_tests() -> None:
     assert len(dets) >= 6
     for det in dets:
         assert det.tests, f"{det.id} has no inline tests"
-        assert any(t["expect"] for t in det.tests) and any(not t["expect"] for t in det.tests), det.id
+        assert any(t["expect"] for t in det.tests) and any(not t["expect"] for t in det.tests), (
+            det.id
+        )
         assert all(tag.startswith("attack.") for tag in det.tags)
         for name, ok, detail in detection.run_inline_tests(det):
             assert ok, f"{det.id}: {name}: {detail}"
@@ -38,8 +40,14 @@ def test_builtin_detections_load_and_pass_their_inline_tests() -> None:
     ("yml", "message"),
     [
         ("id: x\nname: X\nseverity: urgent\ntables: [t]\n", "severity: 'urgent' is not one of"),
-        ("id: x\nname: X\nseverity: low\ntables: [t]\nthreshold: 0\n", "threshold: 0 is less than the minimum"),
-        ("id: x\nname: X\nseverity: low\ntables: [t]\ncolour: red\n", "Additional properties are not allowed"),
+        (
+            "id: x\nname: X\nseverity: low\ntables: [t]\nthreshold: 0\n",
+            "threshold: 0 is less than the minimum",
+        ),
+        (
+            "id: x\nname: X\nseverity: low\ntables: [t]\ncolour: red\n",
+            "Additional properties are not allowed",
+        ),
         ("id: Bad Id\nname: X\nseverity: low\ntables: [t]\n", "id: 'Bad Id' does not match"),
         ("name: X\nseverity: low\n", "'id' is a required property"),
     ],
@@ -53,25 +61,41 @@ def test_invalid_detection_yaml_names_file_and_key(tmp_path: Path, yml: str, mes
 
 
 def test_realtime_detection_needs_detect_function(tmp_path: Path) -> None:
-    folder = write(tmp_path / "d", "id: x\nname: X\nseverity: low\ntables: [t]\n", "def other(r):\n    return 1\n")
+    folder = write(
+        tmp_path / "d",
+        "id: x\nname: X\nseverity: low\ntables: [t]\n",
+        "def other(r):\n    return 1\n",
+    )
     with pytest.raises(DetectionError, match=r"detect\(record\)"):
         load_detection(folder)
 
 
 def test_detect_py_that_fails_to_import_is_a_clear_error(tmp_path: Path) -> None:
-    folder = write(tmp_path / "d", "id: x\nname: X\nseverity: low\ntables: [t]\n", "import nothing_here\n")
+    folder = write(
+        tmp_path / "d", "id: x\nname: X\nseverity: low\ntables: [t]\n", "import nothing_here\n"
+    )
     with pytest.raises(DetectionError, match="fails to import: ModuleNotFoundError"):
         load_detection(folder)
 
 
 def test_user_detection_replaces_builtin_with_the_same_id(tmp_path: Path) -> None:
-    write(tmp_path / "detections" / "mine", "id: aws_root_console_login\nname: Mine\nseverity: low\ntables: [t]\n", "def detect(r):\n    return False\n")
+    write(
+        tmp_path / "detections" / "mine",
+        "id: aws_root_console_login\nname: Mine\nseverity: low\ntables: [t]\n",
+        "def detect(r):\n    return False\n",
+    )
     dets = {d.id: d for d in load_all(detection.detection_dirs(str(tmp_path)))}
     assert dets["aws_root_console_login"].name == "Mine"
 
 
 def test_a_detection_that_raises_is_counted_and_others_still_run(tmp_path: Path) -> None:
-    boom = load_detection(write(tmp_path / "boom", "id: boom\nname: Boom\nseverity: low\ntables: [t]\n", "def detect(r):\n    raise KeyError('x')\n"))
+    boom = load_detection(
+        write(
+            tmp_path / "boom",
+            "id: boom\nname: Boom\nseverity: low\ntables: [t]\n",
+            "def detect(r):\n    raise KeyError('x')\n",
+        )
+    )
     ok = load_detection(
         write(
             tmp_path / "ok",
@@ -88,8 +112,20 @@ def test_a_detection_that_raises_is_counted_and_others_still_run(tmp_path: Path)
 
 
 def test_detections_only_run_on_their_tables_and_disabled_ones_never(tmp_path: Path) -> None:
-    on = load_detection(write(tmp_path / "on", "id: active\nname: Active\nseverity: low\ntables: [a]\n", "def detect(r):\n    return True\n"))
-    off = load_detection(write(tmp_path / "off", "id: inactive\nname: Inactive\nseverity: low\nenabled: false\ntables: [a]\n", "def detect(r):\n    return True\n"))
+    on = load_detection(
+        write(
+            tmp_path / "on",
+            "id: active\nname: Active\nseverity: low\ntables: [a]\n",
+            "def detect(r):\n    return True\n",
+        )
+    )
+    off = load_detection(
+        write(
+            tmp_path / "off",
+            "id: inactive\nname: Inactive\nseverity: low\nenabled: false\ntables: [a]\n",
+            "def detect(r):\n    return True\n",
+        )
+    )
     det = Detector([on, off])
     assert set(det.run("a", [{}]).matches) == {"active"}
     assert det.run("b", [{}]).matches == {}

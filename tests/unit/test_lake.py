@@ -17,7 +17,10 @@ SCHEMA = pa.schema(
 
 
 def batch(n: int, start: int = 0, schema: pa.Schema = SCHEMA) -> pa.Table:
-    rows = [{"ts": datetime(2026, 11, 20, 1, tzinfo=UTC), "event": {"action": f"a{i % 3}"}, "n": i} for i in range(start, start + n)]
+    rows = [
+        {"ts": datetime(2026, 11, 20, 1, tzinfo=UTC), "event": {"action": f"a{i % 3}"}, "n": i}
+        for i in range(start, start + n)
+    ]
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -82,12 +85,22 @@ def test_new_columns_are_added_and_old_batches_read_as_null(lake: Lake) -> None:
     wider = pa.schema(
         [
             pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
-            pa.field("event", pa.struct([pa.field("action", pa.string()), pa.field("outcome", pa.string())])),
+            pa.field(
+                "event",
+                pa.struct([pa.field("action", pa.string()), pa.field("outcome", pa.string())]),
+            ),
             pa.field("n", pa.int64()),
             pa.field("extra", pa.string()),
         ]
     )
-    rows = [{"ts": datetime(2026, 11, 21, tzinfo=UTC), "event": {"action": "x", "outcome": "success"}, "n": 99, "extra": "e"}]
+    rows = [
+        {
+            "ts": datetime(2026, 11, 21, tzinfo=UTC),
+            "event": {"action": "x", "outcome": "success"},
+            "n": 99,
+            "extra": "e",
+        }
+    ]
     lake.commit("t", pa.Table.from_pylist(rows, schema=wider), "b2")
     got = sorted(lake.scan_arrow("t").to_pylist(), key=lambda r: r["n"])
     assert got[0]["extra"] is None and got[0]["event"]["outcome"] is None
@@ -98,8 +111,46 @@ def test_new_columns_are_added_and_old_batches_read_as_null(lake: Lake) -> None:
 
 
 def test_upsert_replaces_rows_by_key(lake: Lake) -> None:
-    schema = pa.schema([pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False), pa.field("id", pa.string()), pa.field("v", pa.int64())])
+    schema = pa.schema(
+        [
+            pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("id", pa.string()),
+            pa.field("v", pa.int64()),
+        ]
+    )
     ts = datetime(2026, 11, 20, tzinfo=UTC)
-    lake.upsert_rows("u", pa.Table.from_pylist([{"ts": ts, "id": "a", "v": 1}, {"ts": ts, "id": "b", "v": 1}], schema=schema), "id", schema)
-    lake.upsert_rows("u", pa.Table.from_pylist([{"ts": ts, "id": "a", "v": 2}], schema=schema), "id", schema)
-    assert sorted((r["id"], r["v"]) for r in lake.scan_arrow("u").to_pylist()) == [("a", 2), ("b", 1)]
+    lake.upsert_rows(
+        "u",
+        pa.Table.from_pylist(
+            [{"ts": ts, "id": "a", "v": 1}, {"ts": ts, "id": "b", "v": 1}], schema=schema
+        ),
+        "id",
+        schema,
+    )
+    lake.upsert_rows(
+        "u", pa.Table.from_pylist([{"ts": ts, "id": "a", "v": 2}], schema=schema), "id", schema
+    )
+    assert sorted((r["id"], r["v"]) for r in lake.scan_arrow("u").to_pylist()) == [
+        ("a", 2),
+        ("b", 1),
+    ]
+
+
+def test_concurrent_commits_in_one_process_share_snapshots(lake: Lake) -> None:
+    lake.commit("t", batch(1, 999), "seed")
+    barrier = threading.Barrier(8)
+
+    def write(i: int) -> None:
+        barrier.wait()
+        lake.commit("t", batch(5, i * 5), f"g{i}")
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tbl = lake.load("t")
+    assert lake.count("t") == 41
+    assert lake.committed_batches(tbl) == {"seed", *(f"g{i}" for i in range(8))}
+    appends = [s for s in tbl.metadata.snapshots if s.summary and s.summary.operation.value == "append"]
+    assert len(appends) < 9  # at least two of the eight batches went into one snapshot

@@ -26,7 +26,11 @@ def record(**over):
         "eventSource": "signin.amazonaws.com",
         "awsRegion": "us-east-1",
         "sourceIPAddress": "81.2.69.142",
-        "userIdentity": {"type": "Root", "principalId": "123456789012", "accountId": "123456789012"},
+        "userIdentity": {
+            "type": "Root",
+            "principalId": "123456789012",
+            "accountId": "123456789012",
+        },
         "responseElements": {"ConsoleLogin": "Success"},
         "additionalEventData": {"MFAUsed": "No"},
         "recipientAccountId": "123456789012",
@@ -50,11 +54,19 @@ def test_cloudtrail_record_maps_to_ecs() -> None:
     assert row["event"]["id"] == "e-1"
     assert row["user"]["name"] == "root"
     assert row["source"]["ip"] == "81.2.69.142"
-    assert row["cloud"] == {"provider": "aws", "region": "us-east-1", "account": {"id": "123456789012"}}
+    assert row["cloud"] == {
+        "provider": "aws",
+        "region": "us-east-1",
+        "account": {"id": "123456789012"},
+    }
     assert row["aws"]["cloudtrail"]["console_login"]["mfa_used"] is False
     assert row["related"]["ip"] == ["81.2.69.142"]
     assert row["related"]["user"] == ["root"]
-    assert row["tarn"] == {"log_source": "aws_cloudtrail", "table": "aws_cloudtrail", "ingest_id": "ing-1"}
+    assert row["tarn"] == {
+        "log_source": "aws_cloudtrail",
+        "table": "aws_cloudtrail",
+        "ingest_id": "ing-1",
+    }
     assert json.loads(row["event"]["original"])["eventID"] == "e-1"
 
 
@@ -108,7 +120,11 @@ def test_value_that_does_not_fit_the_schema_is_sidelined_alone() -> None:
     assert side["stage"] == "validate" and "schema" in side["reason"] and side["position"] == 1
 
 
-@pytest.mark.parametrize("compress", [gzip.compress, lambda b: zstandard.ZstdCompressor().compress(b)], ids=["gzip", "zstd"])
+@pytest.mark.parametrize(
+    "compress",
+    [gzip.compress, lambda b: zstandard.ZstdCompressor().compress(b)],
+    ids=["gzip", "zstd"],
+)
 def test_compression_is_detected_from_content(compress) -> None:
     data = compress(json.dumps({"Records": [record(), record(eventID="e-2")]}).encode())
     assert run(data)[0].rows == 2
@@ -123,7 +139,9 @@ def test_large_objects_are_cut_into_chunks() -> None:
 
 
 def test_corrupt_gzip_keeps_what_was_read_and_sidelines_the_rest() -> None:
-    data = gzip.compress(("\n".join(json.dumps(record(eventID=str(i))) for i in range(50))).encode())
+    data = gzip.compress(
+        ("\n".join(json.dumps(record(eventID=str(i))) for i in range(50))).encode()
+    )
     chunks = run(data[: len(data) // 2])
     assert chunks[-1].final
     side = chunks[-1].sideline.to_pylist()
@@ -158,8 +176,14 @@ def test_parse_ts_rejects(value) -> None:
 def test_user_log_source_replaces_builtin(tmp_path: Path) -> None:
     folder = tmp_path / "log_sources" / "aws_cloudtrail"
     folder.mkdir(parents=True)
-    (folder / "log_source.yml").write_text("name: aws_cloudtrail\ningest: {format: ndjson}\nschema: {fields: [{name: msg, type: string}]}\n")
-    (folder / "transform.py").write_text("def transform(r):\n    return {'ts': r['t'], 'msg': r['m']}\n")
+    (folder / "log_source.yml").write_text(
+        "name: aws_cloudtrail\ningest: {format: ndjson}\nschema: {fields: [{name: msg, type: string}]}\n"
+    )
+    (folder / "transform.py").write_text(
+        "def transform(r):\n    return {'ts': r['t'], 'msg': r['m']}\n"
+    )
     source = logsources.get("aws_cloudtrail", str(tmp_path))
-    (chunk,) = list(normalize(io.BytesIO(b'{"t": "2026-01-01T00:00:00Z", "m": "hi"}\n'), source, "i"))
+    (chunk,) = list(
+        normalize(io.BytesIO(b'{"t": "2026-01-01T00:00:00Z", "m": "hi"}\n'), source, "i")
+    )
     assert chunk.tables["aws_cloudtrail"].to_pylist()[0]["msg"] == "hi"

@@ -9,9 +9,13 @@ from tarn.exceptions import ProcessStartError
 
 def test_start_records_pid_and_stop_uses_it(tmp_path: Path) -> None:
     proc = _proc.Managed("sleeper", tmp_path / "run", tmp_path / "logs")
-    pid = _proc.start(proc, [sys.executable, "-c", "import time; print('hi', flush=True); time.sleep(60)"])
+    pid = _proc.start(
+        proc, [sys.executable, "-c", "import time; print('hi', flush=True); time.sleep(60)"]
+    )
     assert proc.pid() == pid and proc.running()
-    assert _proc.start(proc, [sys.executable, "-c", "raise SystemExit(1)"]) == pid  # already running: reused
+    assert (
+        _proc.start(proc, [sys.executable, "-c", "raise SystemExit(1)"]) == pid
+    )  # already running: reused
     assert _proc.stop(proc)
     assert not _proc.pid_alive(pid) and not proc.pid_file.exists()
     assert not _proc.stop(proc)
@@ -35,7 +39,12 @@ def test_stop_also_stops_the_children(tmp_path: Path) -> None:
 def test_failed_start_reports_log_tail_and_fix(tmp_path: Path) -> None:
     proc = _proc.Managed("broken", tmp_path / "run", tmp_path / "logs")
     with pytest.raises(ProcessStartError) as err:
-        _proc.start(proc, [sys.executable, "-c", "print('port 1 in use'); raise SystemExit(3)"], ready=lambda: False, fix="free the port")
+        _proc.start(
+            proc,
+            [sys.executable, "-c", "print('port 1 in use'); raise SystemExit(3)"],
+            ready=lambda: False,
+            fix="free the port",
+        )
     text = str(err.value)
     assert "exited with code 3" in text and "port 1 in use" in text and "free the port" in text
     assert not proc.pid_file.exists()
@@ -44,5 +53,10 @@ def test_failed_start_reports_log_tail_and_fix(tmp_path: Path) -> None:
 def test_not_ready_in_time_is_stopped(tmp_path: Path) -> None:
     proc = _proc.Managed("slow", tmp_path / "run", tmp_path / "logs")
     with pytest.raises(ProcessStartError, match="not ready after"):
-        _proc.start(proc, [sys.executable, "-c", "import time; time.sleep(60)"], ready=lambda: False, timeout=0.5)
+        _proc.start(
+            proc,
+            [sys.executable, "-c", "import time; time.sleep(60)"],
+            ready=lambda: False,
+            timeout=0.5,
+        )
     assert not proc.running()

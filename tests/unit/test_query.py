@@ -10,7 +10,9 @@ from tarn.lake import Lake
 SCHEMA = pa.schema(
     [
         pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("event", pa.struct([pa.field("action", pa.string()), pa.field("outcome", pa.string())])),
+        pa.field(
+            "event", pa.struct([pa.field("action", pa.string()), pa.field("outcome", pa.string())])
+        ),
         pa.field("user", pa.struct([pa.field("name", pa.string())])),
         pa.field("source", pa.struct([pa.field("ip", pa.string())])),
     ]
@@ -29,7 +31,12 @@ def cfg(clean_env):
     ]
     table = pa.Table.from_pylist(
         [
-            {"ts": datetime.fromisoformat(t).replace(tzinfo=UTC), "event": {"action": a, "outcome": o}, "user": {"name": u}, "source": {"ip": ip}}
+            {
+                "ts": datetime.fromisoformat(t).replace(tzinfo=UTC),
+                "event": {"action": a, "outcome": o},
+                "user": {"name": u},
+                "source": {"ip": ip},
+            }
             for t, a, o, u, ip in rows
         ],
         schema=SCHEMA,

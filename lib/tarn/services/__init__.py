@@ -33,10 +33,12 @@ from tarn.services._common import (
     HOST,
     Credentials,
     Layout,
+    MissingPrerequisiteError,
     PortInUseError,
     Progress,
     ServiceError,
     cache_dir,
+    combine,
     default_state_dir,
     file_lock,
     forget_stale,
@@ -50,6 +52,7 @@ from tarn.services._common import (
 __all__ = [
     "SERVICES",
     "Endpoints",
+    "MissingPrerequisiteError",
     "PortInUseError",
     "ProcessStartError",
     "ServiceError",
@@ -236,8 +239,18 @@ def _prepare(
     if "trino" in wanted and not running["trino"]:
 
         def trino_fetch(p: Progress) -> tuple[Path, float]:
-            _trino.check_java()
-            path, fetch = _trino.ensure_dist(p)
+            # Report a missing Java and a missing Maven together.
+            java_error: MissingPrerequisiteError | None = None
+            try:
+                _trino.check_java()
+            except MissingPrerequisiteError as exc:
+                java_error = exc
+            try:
+                path, fetch = _trino.ensure_dist(p)
+            except ServiceError as exc:
+                raise combine([e for e in (java_error, exc) if e is not None]) from None
+            if java_error is not None:
+                raise java_error
             return path, fetch.seconds_download + fetch.seconds_unpack
 
         jobs["trino_fetch"] = trino_fetch
@@ -253,12 +266,8 @@ def _prepare(
                 timings[key] = round(took, 1)
             except ServiceError as exc:
                 errors.append(exc)
-    if len(errors) == 1:
-        raise errors[0]
     if errors:
-        raise ServiceError(
-            f"{len(errors)} prerequisites are missing:\n\n" + "\n\n".join(str(e) for e in errors)
-        )
+        raise combine(errors)
     return timings
 
 
@@ -323,8 +332,8 @@ def up(
         if "postgres" in wanted:
             step("catalog_tables", _init_catalog, ep)
         if "trino" in wanted:
-            if not running["trino"]:
-                report(f"trino: starting on {ep.trino_url}")
+            if running["trino"]:
+                report(f"trino: running on {ep.trino_url}")
             pids["trino"] = step(
                 "trino_start",
                 _trino.start,

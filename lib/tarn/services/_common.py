@@ -37,6 +37,7 @@ class ServiceError(TarnError):
     def __init__(self, what: str, fix: str = "", log_tail: str = "") -> None:
         self.what = what
         self.fix = fix
+        self.parts: list[ServiceError] = []  # set when this error lists several
         msg = what
         if log_tail:
             msg += f"\n--- output ---\n{log_tail}"
@@ -51,6 +52,24 @@ class PortInUseError(ServiceError):
 
 class MissingPrerequisiteError(ServiceError):
     """A tool the stack needs (Go, Maven, Java, PostgreSQL's binaries, nats-server) is not installed."""
+
+
+def combine(errors: Sequence[ServiceError]) -> ServiceError:
+    """One error that lists several (a missing-tool error when each of them is one)."""
+    flat: list[ServiceError] = []
+    for e in errors:
+        flat.extend(e.parts or [e])
+    errors = flat
+    if len(errors) == 1:
+        return errors[0]
+    cls = (
+        MissingPrerequisiteError
+        if all(isinstance(e, MissingPrerequisiteError) for e in errors)
+        else ServiceError
+    )
+    combined = cls(f"{len(errors)} problems:\n\n" + "\n\n".join(str(e) for e in errors))
+    combined.parts = list(errors)
+    return combined
 
 
 def _quiet(_: str) -> None:

@@ -305,6 +305,7 @@ def start(
     install, _ = ensure_dist(progress)
     port = ports["trino"]
     ensure_port_free(NAME, port, "TARN_SERVICES__TRINO_PORT")
+    _clear_launcher_pid(layout.data(NAME) / "data")
     etc = write_config(layout, install, ports, creds, catalog_name, warehouse, region)
     env = {
         **os.environ,
@@ -320,7 +321,7 @@ def start(
         f"--etc-dir={etc}",
         f"--data-dir={layout.data(NAME) / 'data'}",
     ]
-    progress(f"trino: starting Trino {VERSION} on {HOST}:{port} (takes 20-60s)")
+    progress(f"trino: starting Trino {VERSION} on {HOST}:{port} (usually 15-30s)")
     t0 = time.monotonic()
     pid = _proc.start(
         proc,
@@ -336,6 +337,28 @@ def start(
     )
     progress(f"trino: ready after {time.monotonic() - t0:.0f}s")
     return pid
+
+
+def _clear_launcher_pid(data_dir: Path) -> None:
+    """Trino's launcher refuses to start while its own pid file names a live process, and after a
+    reboot or a kill that pid may belong to anything. tarn tracks Trino by its own pid file, so a
+    launcher pid file is only respected when it names a running Trino."""
+    pid_file = data_dir / "var" / "run" / "launcher.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = b""
+    if _proc.pid_alive(pid) and b"io.trino.server.TrinoServer" in cmdline:
+        raise ServiceError(
+            f"a Trino that tarn did not record (pid {pid}) still runs on the data dir {data_dir}",
+            f"stop it (`kill {pid}`), then run `tarn services up` again",
+        )
+    pid_file.unlink(missing_ok=True)
 
 
 def stop(layout: Layout, port: int | None = None) -> bool:
