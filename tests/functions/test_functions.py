@@ -54,7 +54,13 @@ def test_ingestor_stores_raw_object_and_emits_a_reference(make_app, sink, cfg) -
     assert open_store(config.get()).get_bytes(accepted["bucket"], accepted["key"]) == body
     (event,) = sink.of_type(events.OBJECT_RAW)
     data = event_data(event)
-    assert data == {"log_source": "aws_cloudtrail", "bucket": accepted["bucket"], "key": accepted["key"], "ingest_id": accepted["ingest_id"], "size": len(body)}
+    assert data == {
+        "log_source": "aws_cloudtrail",
+        "bucket": accepted["bucket"],
+        "key": accepted["key"],
+        "ingest_id": accepted["ingest_id"],
+        "size": len(body),
+    }
     assert event["id"] == accepted["ingest_id"]
 
 
@@ -75,7 +81,9 @@ def test_ingestor_unknown_log_source_is_404_naming_the_known_ones(make_app, sink
     assert "aws_cloudtrail" in resp.get_json()["known"]
 
 
-def test_ingestor_body_over_limit_is_413_before_and_after_decompression(make_app, sink, monkeypatch) -> None:
+def test_ingestor_body_over_limit_is_413_before_and_after_decompression(
+    make_app, sink, monkeypatch
+) -> None:
     monkeypatch.setenv("TARN_INGEST__MAX_BODY_BYTES", "100000")
     client = make_app("ingestor")
     assert ingest(client, b"x" * 100_001).status_code == 413
@@ -137,7 +145,11 @@ def test_transformer_is_deterministic_on_redelivery(make_app, sink, cfg) -> None
 
 @pytest.mark.parametrize("mode", MODES)
 def test_lake_writer_commits_once_and_reports(make_app, sink, cfg, mode) -> None:
-    post_event(make_app("transformer"), raw_event(cfg, (SAMPLES / "bad_lines.ndjson").read_bytes()), "binary")
+    post_event(
+        make_app("transformer"),
+        raw_event(cfg, (SAMPLES / "bad_lines.ndjson").read_bytes()),
+        "binary",
+    )
     (normalized,) = sink.of_type(events.BATCH_NORMALIZED)
     writer = make_app("lake_writer")
     assert post_event(writer, normalized, mode).status_code == 200
@@ -152,8 +164,13 @@ def test_lake_writer_commits_once_and_reports(make_app, sink, cfg, mode) -> None
 
 @pytest.mark.parametrize("mode", MODES)
 def test_detector_emits_matches_and_progress(make_app, sink, cfg, mode) -> None:
-    records = [root_login("a"), {**root_login("b"), "userIdentity": {"type": "IAMUser", "userName": "bob"}}]
-    post_event(make_app("transformer"), raw_event(cfg, json.dumps({"Records": records}).encode()), "binary")
+    records = [
+        root_login("a"),
+        {**root_login("b"), "userIdentity": {"type": "IAMUser", "userName": "bob"}},
+    ]
+    post_event(
+        make_app("transformer"), raw_event(cfg, json.dumps({"Records": records}).encode()), "binary"
+    )
     (normalized,) = sink.of_type(events.BATCH_NORMALIZED)
     assert post_event(make_app("detector"), normalized, mode).status_code == 200
     (matched,) = sink.of_type(events.RULE_MATCHED)
@@ -168,22 +185,43 @@ def test_detector_emits_matches_and_progress(make_app, sink, cfg, mode) -> None:
 
 def test_a_function_that_cannot_emit_fails_so_the_broker_retries(make_app, sink, cfg) -> None:
     sink.status = 503
-    resp = post_event(make_app("transformer", testing=False), raw_event(cfg, json.dumps(root_login()).encode()), "binary")
+    resp = post_event(
+        make_app("transformer", testing=False),
+        raw_event(cfg, json.dumps(root_login()).encode()),
+        "binary",
+    )
     assert resp.status_code == 500
 
 
 # -- alert_manager, alert_forwarder, dead_letter (NATS) ----------------------------------------
 def matched_event(event_id: str, n: int = 1, threshold: int = 1):
     matches = [
-        {"ts": f"2026-11-20T01:0{i}:00+00:00", "title": "Root login", "dedupe": "acct-1", "severity": "high", "context": {"i": i}, "event_id": f"e{i}", "table": "aws_cloudtrail"}
+        {
+            "ts": f"2026-11-20T01:0{i}:00+00:00",
+            "title": "Root login",
+            "dedupe": "acct-1",
+            "severity": "high",
+            "context": {"i": i},
+            "event_id": f"e{i}",
+            "table": "aws_cloudtrail",
+        }
         for i in range(n)
     ]
-    body = {"detection": "aws_root_console_login", "name": "Root login", "threshold": threshold, "window_minutes": 60, "tags": ["attack.t1078"], "matches": matches}
+    body = {
+        "detection": "aws_root_console_login",
+        "name": "Root login",
+        "threshold": threshold,
+        "window_minutes": 60,
+        "tags": ["attack.t1078"],
+        "matches": matches,
+    }
     return events.make_event(events.RULE_MATCHED, "detector", body, id_=event_id)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_alert_manager_creates_updates_and_ignores_redelivery(make_app, sink, cfg, isolated_nats, mode) -> None:
+def test_alert_manager_creates_updates_and_ignores_redelivery(
+    make_app, sink, cfg, isolated_nats, mode
+) -> None:
     client = make_app("alert_manager")
     assert post_event(client, matched_event("m1", n=2), mode).status_code == 200
     assert post_event(client, matched_event("m1", n=2), mode).status_code == 200  # redelivered
@@ -193,7 +231,9 @@ def test_alert_manager_creates_updates_and_ignores_redelivery(make_app, sink, cf
     assert actions == [("created", 2), ("created", 2), ("updated", 3)]
     assert alerts[0]["id"] == alerts[1]["id"]  # the redelivery re-emits the same event
     rows = Lake(config.get()).scan_arrow(ALERTS_TABLE).to_pylist()
-    assert [(r["detection"], r["match_count"], r["version"]) for r in rows] == [("aws_root_console_login", 3, 2)]
+    assert [(r["detection"], r["match_count"], r["version"]) for r in rows] == [
+        ("aws_root_console_login", 3, 2)
+    ]
 
 
 def test_alert_manager_holds_back_until_threshold(make_app, sink, cfg, isolated_nats) -> None:
@@ -211,11 +251,15 @@ def alert_event(version: int = 1):
         "first_matched": "2026-11-20T01:00:00+00:00", "last_matched": "2026-11-20T01:00:00+00:00",
         "context": {}, "destinations": [], "action": "created" if version == 1 else "updated",
     }  # fmt: skip
-    return events.make_event(events.ALERT, "alert-manager", body, id_=events.derive_id("al-1", version))
+    return events.make_event(
+        events.ALERT, "alert-manager", body, id_=events.derive_id("al-1", version)
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_alert_forwarder_delivers_signed_once_per_update(make_app, sink, isolated_nats, monkeypatch, mode) -> None:
+def test_alert_forwarder_delivers_signed_once_per_update(
+    make_app, sink, isolated_nats, monkeypatch, mode
+) -> None:
     receiver = WebhookReceiver(secret="whsec")
     url = receiver.start()
     monkeypatch.setenv("TARN_DESTINATIONS__SOC__TYPE", "webhook")
@@ -224,16 +268,23 @@ def test_alert_forwarder_delivers_signed_once_per_update(make_app, sink, isolate
     try:
         client = make_app("alert_forwarder")
         assert post_event(client, alert_event(1), mode).status_code == 200
-        assert post_event(client, alert_event(1), mode).status_code == 200  # redelivered: not sent again
+        assert (
+            post_event(client, alert_event(1), mode).status_code == 200
+        )  # redelivered: not sent again
         assert post_event(client, alert_event(2), mode).status_code == 200
         assert receiver.rejected == []
-        assert [(r.body["action"], r.body["alert"]["version"]) for r in receiver.received] == [("created", 1), ("updated", 2)]
+        assert [(r.body["action"], r.body["alert"]["version"]) for r in receiver.received] == [
+            ("created", 1),
+            ("updated", 2),
+        ]
         assert receiver.received[0].headers["idempotency-key"] == alert_event(1)["id"]
     finally:
         receiver.stop()
 
 
-def test_alert_forwarder_failure_is_an_error_for_the_broker_to_retry(make_app, sink, isolated_nats, monkeypatch) -> None:
+def test_alert_forwarder_failure_is_an_error_for_the_broker_to_retry(
+    make_app, sink, isolated_nats, monkeypatch
+) -> None:
     receiver = WebhookReceiver(fail_first=1)
     monkeypatch.setenv("TARN_DESTINATIONS__SOC__TYPE", "webhook")
     monkeypatch.setenv("TARN_DESTINATIONS__SOC__URL", receiver.start())
@@ -246,7 +297,9 @@ def test_alert_forwarder_failure_is_an_error_for_the_broker_to_retry(make_app, s
         receiver.stop()
 
 
-def test_unknown_destination_type_names_the_known_ones(make_app, sink, isolated_nats, monkeypatch) -> None:
+def test_unknown_destination_type_names_the_known_ones(
+    make_app, sink, isolated_nats, monkeypatch
+) -> None:
     monkeypatch.setenv("TARN_DESTINATIONS__X__TYPE", "carrier-pigeon")
     monkeypatch.setenv("TARN_DESTINATIONS__X__URL", "http://127.0.0.1:9")
     from tarn import alerting, runtime

@@ -28,7 +28,9 @@ class Stack:
     receiver: WebhookReceiver
     environ: dict[str, str]
 
-    def ingest(self, path: Path | bytes, source: str = "aws_cloudtrail", timeout: float = 120) -> watch.IngestProgress:
+    def ingest(
+        self, path: Path | bytes, source: str = "aws_cloudtrail", timeout: float = 120
+    ) -> watch.IngestProgress:
         """POST one object and wait until it is committed and its detections ran."""
         start = asyncio.run(watch.stream_position(self.cfg))
         if isinstance(path, bytes):
@@ -38,7 +40,9 @@ class Stack:
         else:
             with open(path, "rb") as f:
                 accepted = post_ingest(self.cfg, source, f)
-        done = asyncio.run(watch.wait_for_ingests(self.cfg, [accepted["ingest_id"]], start, timeout))
+        done = asyncio.run(
+            watch.wait_for_ingests(self.cfg, [accepted["ingest_id"]], start, timeout)
+        )
         return done[accepted["ingest_id"]]
 
     def idle(self, timeout: float = 120) -> None:
@@ -60,13 +64,19 @@ def _free_base(count: int) -> int:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    require((Path(os.sys.executable).parent / "nats-server").exists(), "nats-server is not installed")
+    require(
+        (Path(os.sys.executable).parent / "nats-server").exists(), "nats-server is not installed"
+    )
     home = tmp_path_factory.mktemp("stack")
     secret = secrets.token_hex(8)
     receiver = WebhookReceiver(secret=secret)
     url = receiver.start()
     base = _free_base(len(FUNCTIONS) + 2)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TARN_") and k not in ("K_SINK", "K_SERVICE")}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TARN_") and k not in ("K_SINK", "K_SERVICE")
+    }
     environ.update(
         {
             "TARN_HOME": str(home),

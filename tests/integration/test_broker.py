@@ -36,12 +36,16 @@ class Subscriber:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                sub.calls.append((time.monotonic(), {k.lower(): v for k, v in self.headers.items()}))
+                sub.calls.append(
+                    (time.monotonic(), {k.lower(): v for k, v in self.headers.items()})
+                )
                 status = sub.statuses[min(len(sub.calls) - 1, len(sub.statuses) - 1)]
                 headers = {}
                 body = b""
                 if sub.reply and status < 300:
-                    headers, body = to_binary(events.make_event(sub.reply["type"], "test", {}, id_=sub.reply["id"]))
+                    headers, body = to_binary(
+                        events.make_event(sub.reply["type"], "test", {}, id_=sub.reply["id"])
+                    )
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -95,7 +99,12 @@ spec:
 @pytest.fixture
 def broker(nats_url: str, tmp_path: Path) -> Iterator[dict]:
     tag = uuid.uuid4().hex[:8]
-    subs = {"flaky": Subscriber([500, 503, 500, 500]), "dead": Subscriber([200]), "replier": Subscriber([200], {"type": "test.answer.v1", "id": f"ans-{tag}"}), "answers": Subscriber([200])}
+    subs = {
+        "flaky": Subscriber([500, 503, 500, 500]),
+        "dead": Subscriber([200]),
+        "replier": Subscriber([200], {"type": "test.answer.v1", "id": f"ans-{tag}"}),
+        "answers": Subscriber([200]),
+    }
     eventing = tmp_path / "eventing"
     eventing.mkdir()
     (eventing / "t.yaml").write_text(TRIGGERS % {"answers": subs["answers"].url})
@@ -121,7 +130,14 @@ def broker(nats_url: str, tmp_path: Path) -> Iterator[dict]:
         except httpx.HTTPError:
             return False
 
-    _proc.start(proc, [sys.executable, "-m", "tarn.broker", "--services", str(services)], env=env, ready=healthy, timeout=30, cwd=ROOT)
+    _proc.start(
+        proc,
+        [sys.executable, "-m", "tarn.broker", "--services", str(services)],
+        env=env,
+        ready=healthy,
+        timeout=30,
+        cwd=ROOT,
+    )
     yield {"url": f"http://127.0.0.1:{port}/", "subs": subs, "log": proc.log_file}
     _proc.stop(proc)
     for s in subs.values():
@@ -157,7 +173,10 @@ def test_same_event_id_is_delivered_once_and_filters_route(broker) -> None:
     ask = events.make_event("test.ask.v1", "test", {}, id_="ask-1")
     for mode in (to_binary, to_structured):
         headers, body = mode(ask)
-        assert httpx.post(broker["url"] + "tarn/default", headers=headers, content=body).status_code == 202
+        assert (
+            httpx.post(broker["url"] + "tarn/default", headers=headers, content=body).status_code
+            == 202
+        )
     other_source = events.make_event("test.ask.v1", "elsewhere", {}, id_="ask-2")
     headers, body = to_binary(other_source)
     httpx.post(broker["url"], headers=headers, content=body)
@@ -188,11 +207,18 @@ def test_local_broker_routes_exactly_as_the_manifests_say() -> None:
             if isinstance(doc, dict) and doc.get("kind") == "Trigger":
                 spec = doc["spec"]
                 dls = spec["delivery"]["deadLetterSink"]["ref"]["name"]
-                expected[doc["metadata"]["name"]] = (services[spec["subscriber"]["ref"]["name"]], services[dls])
+                expected[doc["metadata"]["name"]] = (
+                    services[spec["subscriber"]["ref"]["name"]],
+                    services[dls],
+                )
     assert routes == expected
     knative_services = set()
     for path in (ROOT / "knative").rglob("*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and doc.get("kind") == "Service" and doc.get("apiVersion", "").startswith("serving.knative.dev"):
+            if (
+                isinstance(doc, dict)
+                and doc.get("kind") == "Service"
+                and doc.get("apiVersion", "").startswith("serving.knative.dev")
+            ):
                 knative_services.add(doc["metadata"]["name"])
     assert set(services) <= knative_services

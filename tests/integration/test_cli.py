@@ -34,12 +34,17 @@ def tarn(stack: Stack, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_ingest_wait_then_query_and_alerts(tarn) -> None:
-    path = next(p for p in sorted(SAMPLES.glob("*.json.gz")) if "us-east-1_20261120T0315Z" in p.name)
+    path = next(
+        p for p in sorted(SAMPLES.glob("*.json.gz")) if "us-east-1_20261120T0315Z" in p.name
+    )
     out = json.loads(tarn("ingest", "--wait", "--json", "aws_cloudtrail", str(path)).output)
     assert out["done"]["records"] == 278 and out["done"]["batches"] == 1
     rows = json.loads(tarn("query", "--json", "SELECT count(*) AS n FROM aws_cloudtrail").output)
     assert rows == [{"n": 278}]
-    table = tarn("query", "SELECT event.action, count(*) AS n FROM aws_cloudtrail GROUP BY 1 ORDER BY 2 DESC LIMIT 3").output
+    table = tarn(
+        "query",
+        "SELECT event.action, count(*) AS n FROM aws_cloudtrail GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
+    ).output
     assert "action" in table and "3 rows" in table
 
 
@@ -52,7 +57,11 @@ def test_alerts_json_lists_alerts(tarn, stack: Stack) -> None:
 
 def test_query_errors_exit_non_zero_with_the_engine_message(tarn) -> None:
     result = tarn("query", "SELECT nope FROM aws_cloudtrail", ok=False)
-    assert result.exit_code == 1 and "DuckDB rejected the query" in result.output and "nope" in result.output
+    assert (
+        result.exit_code == 1
+        and "DuckDB rejected the query" in result.output
+        and "nope" in result.output
+    )
     result = tarn("query", "SELECT FROM WHERE", ok=False)
     assert result.exit_code == 1 and "line 1" in result.output
 
@@ -61,7 +70,9 @@ def test_ingest_to_unknown_source_says_which_exist(tarn, tmp_path) -> None:
     f = tmp_path / "x.json"
     f.write_text("{}")
     result = tarn("ingest", "nope", str(f), ok=False)
-    assert result.exit_code == 1 and "HTTP 404" in result.output and "aws_cloudtrail" in result.output
+    assert (
+        result.exit_code == 1 and "HTTP 404" in result.output and "aws_cloudtrail" in result.output
+    )
 
 
 def test_dev_status_and_dlq(tarn) -> None:

@@ -34,8 +34,14 @@ def test_samples_land_exactly_and_raise_exactly_the_expected_alerts(stack: Stack
 
     rows = stack.query("SELECT count(*) AS n, count(DISTINCT event.id) AS ids FROM aws_cloudtrail")
     assert rows == [{"n": 1207, "ids": 1207}]
-    side = stack.query("SELECT stage, count(*) AS n FROM tarn_sideline GROUP BY stage ORDER BY stage")
-    assert side == [{"stage": "parse", "n": 1}, {"stage": "transform", "n": 1}, {"stage": "validate", "n": 1}]
+    side = stack.query(
+        "SELECT stage, count(*) AS n FROM tarn_sideline GROUP BY stage ORDER BY stage"
+    )
+    assert side == [
+        {"stage": "parse", "n": 1},
+        {"stage": "transform", "n": 1},
+        {"stage": "validate", "n": 1},
+    ]
 
     alerts = stack.query("SELECT detection, match_count, severity FROM tarn_alerts")
     assert {a["detection"]: a["match_count"] for a in alerts} == EXPECTED_ALERTS
@@ -71,13 +77,17 @@ def _record(i: int, marker: str) -> dict:
 
 
 @pytest.mark.parametrize("point", ["lake_writer.before_commit", "lake_writer.after_commit"])
-def test_killing_the_lake_writer_mid_batch_leaves_every_record_once(stack: Stack, point: str, tmp_path) -> None:
+def test_killing_the_lake_writer_mid_batch_leaves_every_record_once(
+    stack: Stack, point: str, tmp_path
+) -> None:
     marker_file = tmp_path / "paused"
     marker = point.replace(".", "-")
     body = "\n".join(json.dumps(_record(i, marker)) for i in range(500)).encode()
     writer = stack.dev.managed("lake_writer")
     _proc.stop(writer)
-    stack.dev.environ.update({"TARNTEST_PAUSE_AT": point, "TARNTEST_PAUSE_MARKER": str(marker_file)})
+    stack.dev.environ.update(
+        {"TARNTEST_PAUSE_AT": point, "TARNTEST_PAUSE_MARKER": str(marker_file)}
+    )
     try:
         stack.dev.start_function("lake_writer")
     finally:
@@ -86,7 +96,9 @@ def test_killing_the_lake_writer_mid_batch_leaves_every_record_once(stack: Stack
     import threading
 
     result: dict = {}
-    waiter = threading.Thread(target=lambda: result.update(progress=stack.ingest(body, timeout=180)))
+    waiter = threading.Thread(
+        target=lambda: result.update(progress=stack.ingest(body, timeout=180))
+    )
     waiter.start()
     deadline = time.monotonic() + 60
     while not marker_file.exists():
@@ -96,7 +108,9 @@ def test_killing_the_lake_writer_mid_batch_leaves_every_record_once(stack: Stack
     stack.dev.start_function("lake_writer")  # a fresh process, without the pause
     waiter.join(timeout=200)
     assert result["progress"].done
-    rows = stack.query(f"SELECT count(*) AS n, count(DISTINCT event.id) AS ids FROM aws_cloudtrail WHERE user.name = '{marker}'")
+    rows = stack.query(
+        f"SELECT count(*) AS n, count(DISTINCT event.id) AS ids FROM aws_cloudtrail WHERE user.name = '{marker}'"
+    )
     assert rows == [{"n": 500, "ids": 500}]
 
 
@@ -118,7 +132,11 @@ def test_failing_destination_is_retried_then_dead_lettered_and_replayable(stack:
     deadline = time.monotonic() + 240
     letters: list = []
     while time.monotonic() < deadline and not letters:
-        letters = [d for d in asyncio.run(deadletters.list_dead_letters(stack.cfg)) if d["trigger"] == "alert-forwarder-alert"]
+        letters = [
+            d
+            for d in asyncio.run(deadletters.list_dead_letters(stack.cfg))
+            if d["trigger"] == "alert-forwarder-alert"
+        ]
         time.sleep(1)
     assert letters, "the failing delivery never reached the dead-letter stream"
     assert letters[0]["error"].startswith("500")
@@ -131,4 +149,6 @@ def test_failing_destination_is_retried_then_dead_lettered_and_replayable(stack:
     stack.idle()
     got = [r for r in stack.receiver.received if r.body["alert"]["dedupe"] == "999999999999"]
     assert len(got) == 1 and got[0].body["action"] == "created"
-    assert not any(d["seq"] == letters[0]["seq"] for d in asyncio.run(deadletters.list_dead_letters(stack.cfg)))
+    assert not any(
+        d["seq"] == letters[0]["seq"] for d in asyncio.run(deadletters.list_dead_letters(stack.cfg))
+    )
