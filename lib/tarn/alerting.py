@@ -132,6 +132,14 @@ def apply_matches(
     return state
 
 
+def record(ctx: Context, event: CloudEvent) -> dict[str, Any]:
+    """The lake writer's part: keep the alert's newest version as its row of tarn_alerts."""
+    alert = event.get_data()
+    rows = pa.Table.from_pylist([_alert_row(alert)], schema=ALERT_SCHEMA)
+    ctx.lake.upsert_rows(ALERTS_TABLE, rows, "alert_id", ALERT_SCHEMA, version="version")
+    return alert
+
+
 def _alert_row(alert: dict[str, Any]) -> dict[str, Any]:
     return {
         "ts": _ts(alert["first_matched"]),
@@ -156,39 +164,32 @@ def _alert_row(alert: dict[str, Any]) -> dict[str, Any]:
 
 
 def manage(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
-    """Apply one rule.matched event; write touched alerts to tarn_alerts; emit dev.tarn.alert.v1."""
+    """Apply one rule.matched event to the alert state; emit dev.tarn.alert.v1 for each change."""
     data = event.get_data()
     groups: dict[str, list[dict[str, Any]]] = {}
     for m in data["matches"]:
         groups.setdefault(m["dedupe"], []).append(m)
     bucket = ctx.cfg.alerting.kv_bucket
-    results: list[list[Any]] = []
+    results: list[tuple[str, dict[str, Any]]] = []
     for dedupe, matches in groups.items():
         key = alert_key(data["detection"], dedupe)
         _, after = ctx.bus.kv_update_json(
             bucket, key, lambda s, d=dedupe, m=matches: apply_matches(s, event["id"], data, d, m)
         )
         assert after is not None
-        for aid, version, action, snapshot in after["applied"].get(event["id"], []):
-            current = after["current"]
-            # Write the newest state we know of for this alert (a replica may be ahead of us).
-            newest = (
-                current
-                if current and current["alert_id"] == aid and current["version"] >= version
-                else snapshot
-            )
-            results.append([aid, version, action, snapshot, newest])
+        for _aid, _version, action, snapshot in after["applied"].get(event["id"], []):
+            results.append((action, snapshot))
     if not results:
         return []
     out = []
-    for _alert_id, _version, action, snapshot, _ in results:
+    for action, snapshot in results:
         body = {
             **{k: v for k, v in snapshot.items() if k not in ("activated", "window_end")},
             "action": action,
         }
         out.append(body)
-    # Deliver first, then record: a failed table write makes the broker redeliver, which
-    # re-emits the same event ids (dropped as duplicates) and writes again.
+    # The lake writer records each alert event in tarn_alerts (its own Trigger), so delivery
+    # never waits for a table commit.
     ctx.emit(
         events.make_event(
             events.ALERT,
@@ -198,10 +199,6 @@ def manage(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
             subject=body["alert_id"],
         )
         for body in out
-    )
-    rows = [_alert_row(newest) for *_, newest in results]
-    ctx.lake.upsert_rows(
-        ALERTS_TABLE, pa.Table.from_pylist(rows, schema=ALERT_SCHEMA), "alert_id", ALERT_SCHEMA
     )
     return out
 

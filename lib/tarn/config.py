@@ -99,6 +99,12 @@ class AlertingConfig(_Frozen):
     delivery_timeout_seconds: float = 10.0
 
 
+class NotificationsConfig(_Frozen):
+    enabled: bool = True  # with storage.kind s3: bridge bucket notifications to the broker
+    stream: str = "TARN_BUCKET_EVENTS"
+    subject: str = "tarn.bucket.raw"
+
+
 class DevConfig(_Frozen):
     base_port: int = 18300  # functions listen on base_port, base_port+1, ...
 
@@ -114,6 +120,7 @@ class Config(_Frozen):
     query: QueryConfig = QueryConfig()
     alerting: AlertingConfig = AlertingConfig()
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
+    notifications: NotificationsConfig = NotificationsConfig()
     dev: DevConfig = DevConfig()
 
     # -- derived values -------------------------------------------------------------------

@@ -186,10 +186,28 @@ class DevStack:
         self.start_functions()
         progress(f"broker on {self.cfg.broker_url}")
         self.start_broker()
+        if self.bridges_buckets:
+            progress(f"bucket notifications from {self.cfg.notifications.stream}")
+            self.start_bucket_bridge()
+
+    @property
+    def bridges_buckets(self) -> bool:
+        return self.cfg.storage.kind == "s3" and self.cfg.notifications.enabled
+
+    def start_bucket_bridge(self) -> None:
+        proc = self.managed("bucket-bridge")
+        _proc.start(
+            proc,
+            [sys.executable, "-m", "tarn.notifications"],
+            env=self.env(),
+            ready=proc.running,
+            timeout=10,
+            fix="is the stream named by notifications.stream there? `tarn services up` creates it",
+        )
 
     def down(self) -> list[str]:
         stopped = []
-        for name in ("broker", *FUNCTIONS, "nats-server"):
+        for name in ("bucket-bridge", "broker", *FUNCTIONS, "nats-server"):
             if _proc.stop(self.managed(name)):
                 stopped.append(name)
         return stopped

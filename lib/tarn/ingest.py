@@ -134,7 +134,8 @@ def accept(
         tmp.flush()
         assert meter is not None
         ext = {"gzip": ".gz", "zstd": ".zst"}.get(meter.kind, "")
-        key = f"raw/{source.name}/{now:%Y/%m/%d}/{ingest_id}.json{ext}"
+        # Not under raw/: that prefix is the drop zone whose bucket notifications start an ingest.
+        key = f"ingest/{source.name}/{now:%Y/%m/%d}/{ingest_id}.json{ext}"
         ctx.store.put_file(ctx.cfg.storage.raw_bucket, key, Path(tmp.name))
     accepted = Accepted(ingest_id, ctx.cfg.storage.raw_bucket, key, size, meter.total)
     ctx.emit([raw_object_event(source.name, accepted.bucket, key, ingest_id, size)])

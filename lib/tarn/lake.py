@@ -212,29 +212,43 @@ class Lake:
             ]
         raise CommitFailedException(f"{table}: gave up after {COMMIT_ATTEMPTS} conflicting commits")
 
-    def upsert_rows(self, table: str, data: pa.Table, key: str, schema: pa.Schema) -> None:
+    def upsert_rows(
+        self, table: str, data: pa.Table, key: str, schema: pa.Schema, version: str | None = None
+    ) -> None:
         """Replace the rows whose `key` is in `data` (copy-on-write overwrite).
 
-        Concurrent calls in one process share one snapshot; for a key given twice the later
-        call's row wins.
+        Concurrent calls in one process share one snapshot. With `version`, a row never replaces
+        a stored row of a higher version (late or reordered deliveries cannot roll back).
         """
         self._group(table).submit(
-            _Pending(key, data), lambda g: self._upsert_group(table, g, key, schema)
+            _Pending(key, data), lambda g: self._upsert_group(table, g, key, schema, version)
         )
 
     def _upsert_group(
-        self, table: str, group: list[_Pending], key: str, schema: pa.Schema
+        self, table: str, group: list[_Pending], key: str, schema: pa.Schema, version: str | None
     ) -> list[None]:
         from pyiceberg.expressions import In
 
         tbl = self.ensure_table(table, schema)
-        rows: dict[Any, dict[str, Any]] = {}
+        incoming: dict[Any, dict[str, Any]] = {}
         for p in group:
             for row in p.data.to_pylist():
-                rows[row[key]] = row
-        keys = [k for k in rows if k is not None]
-        flt: BooleanExpression = In(key, keys)
+                old = incoming.get(row[key])
+                if old is None or version is None or row[version] >= old[version]:
+                    incoming[row[key]] = row
         for attempt in range(COMMIT_ATTEMPTS):
+            rows = dict(incoming)
+            flt: BooleanExpression = In(key, [k for k in rows if k is not None])
+            if version is not None:
+                stored = (
+                    tbl.scan(row_filter=flt, selected_fields=(key, version)).to_arrow().to_pylist()
+                )
+                for row in stored:
+                    if row[key] in rows and rows[row[key]][version] < row[version]:
+                        del rows[row[key]]
+                if not rows:
+                    return [None for _ in group]
+                flt = In(key, [k for k in rows if k is not None])
             try:
                 data = _conform(
                     pa.Table.from_pylist(list(rows.values()), schema=group[0].data.schema), tbl

@@ -230,10 +230,25 @@ def test_alert_manager_creates_updates_and_ignores_redelivery(
     actions = [(event_data(e)["action"], event_data(e)["match_count"]) for e in alerts]
     assert actions == [("created", 2), ("created", 2), ("updated", 3)]
     assert alerts[0]["id"] == alerts[1]["id"]  # the redelivery re-emits the same event
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_lake_writer_keeps_the_newest_alert_version(
+    make_app, sink, cfg, isolated_nats, mode
+) -> None:
+    manager = make_app("alert_manager")
+    post_event(manager, matched_event("m1", n=2), "binary")
+    post_event(manager, matched_event("m2", n=1), "binary")
+    first, second = sink.of_type(events.ALERT)
+    writer = make_app("lake_writer")
+    # Delivered out of order, and the older one twice: the row must end at version 2.
+    for event in (second, first, first):
+        assert post_event(writer, event, mode).status_code == 200
     rows = Lake(config.get()).scan_arrow(ALERTS_TABLE).to_pylist()
     assert [(r["detection"], r["match_count"], r["version"]) for r in rows] == [
         ("aws_root_console_login", 3, 2)
     ]
+    assert json.loads(rows[0]["context"]) == {"i": 0}
 
 
 def test_alert_manager_holds_back_until_threshold(make_app, sink, cfg, isolated_nats) -> None:

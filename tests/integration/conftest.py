@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from tarn import _proc, config, watch
+from tarn import _proc, config, services, watch
 from tarn.broker import load_triggers
 from tarn.cli import post_ingest
 from tarn.config import Config
 from tarn.devstack import FUNCTIONS, DevStack
+from tarn.services import MissingPrerequisiteError
 from tarn.webhook_receiver import WebhookReceiver
 from tests.conftest import require
 
@@ -97,3 +99,35 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         dev.down()
         receiver.stop()
+
+
+def services_log(line: str) -> None:
+    """Progress of `tarn.services.up()` (a first run builds and downloads), shown even when
+    pytest captures output."""
+    print(f"[tarn services] {line}", file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def services_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Endpoints]:
+    """The real servers (nats-server, PostgreSQL, MinIO, Trino) of `tarn services`, started once
+    per session in a state dir of their own and purged at the end.
+
+    `services_stack.env()` is tarn's TARN_* configuration for them. Off CI a missing tool (Go,
+    Maven, Java, PostgreSQL) skips the tests that use it; under CI=true it fails them.
+    """
+    state = tmp_path_factory.mktemp("services") / "state"
+    try:
+        ep = services.up(state_dir=state, progress=services_log)
+    except MissingPrerequisiteError as exc:
+        services.down(state, purge=True)
+        if os.environ.get("CI", "").lower() == "true":
+            raise
+        pytest.skip(f"a tool the service stack needs is missing: {exc}")
+    except BaseException:
+        services.down(state, purge=True)
+        raise
+    services_log(f"up() timings (s): {ep.timings}")
+    try:
+        yield ep
+    finally:
+        services.down(state, purge=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import json
 import os
 import socket
 import stat
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tarn import services
-from tarn.services._common import MissingPrerequisiteError
+from tests.integration.conftest import services_log
 
 if TYPE_CHECKING:
+    from minio import Minio
     from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.schema import Schema
     from trino.dbapi import Connection
@@ -34,32 +35,14 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 UTC = dt.UTC
-ON_CI = os.environ.get("CI", "").lower() == "true"
+_log = services_log
 
 
-def _log(line: str) -> None:
-    # Progress of a first run (builds, downloads) is worth seeing even when output is captured.
-    print(f"[tarn services] {line}", file=sys.stderr, flush=True)
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Endpoints]:
-    state = tmp_path_factory.mktemp("services") / "state"
-    try:
-        ep = services.up(state_dir=state, progress=_log)
-    except MissingPrerequisiteError as exc:
-        services.down(state, purge=True)
-        if ON_CI:
-            raise
-        pytest.skip(f"a tool the service stack needs is missing: {exc}")
-    except BaseException:
-        services.down(state, purge=True)
-        raise
-    _log(f"up() timings (s): {ep.timings}")
-    try:
-        yield ep
-    finally:
-        services.down(state, purge=True)
+@pytest.fixture()
+def stack(services_stack: services.Endpoints) -> services.Endpoints:
+    """This module's name for the session's `services_stack` (conftest.py); it shadows the
+    package's `stack` fixture (the embedded dev stack), which these tests do not use."""
+    return services_stack
 
 
 @pytest.fixture()
@@ -191,6 +174,174 @@ def test_trino_select_1(stack: services.Endpoints) -> None:
     catalogs = [r[0] for r in _query(stack, "SHOW CATALOGS")]
     assert "iceberg" in catalogs
     assert [stack.namespace] in _query(stack, "SHOW SCHEMAS FROM iceberg")
+
+
+# --- bucket notifications: MinIO -> NATS JetStream ---------------------------------------------------
+
+
+def _minio(stack: services.Endpoints) -> Minio:
+    from minio import Minio
+
+    return Minio(
+        stack.minio_endpoint.removeprefix("http://"),
+        access_key=stack.minio_user,
+        secret_key=stack.minio_password,
+        secure=False,
+        region=stack.region,
+    )
+
+
+def _put(client: Minio, bucket: str, key: str, body: bytes = b'{"Records": []}') -> None:
+    client.put_object(bucket, key, io.BytesIO(body), len(body), content_type="application/json")
+
+
+async def _last_seq(nats_url: str, stream: str) -> int:
+    import nats
+
+    nc = await nats.connect(nats_url, connect_timeout=5)
+    try:
+        info = await nc.jetstream().stream_info(stream)
+        return int(info.state.last_seq)
+    finally:
+        await nc.close()
+
+
+def _bucket_events(
+    nats_url: str, stream: str, after: int, want: int, timeout: float = 30, grace: float = 4
+) -> list[tuple[str, dict[str, Any]]]:
+    """(subject, JSON body) of the messages after sequence `after`: waits until `want` of them are
+    there, then `grace` seconds more for any that should not come (MinIO's queue store sends what
+    it holds every 3 s)."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def collect() -> list[tuple[str, dict[str, Any]]]:
+        nc = await nats.connect(nats_url, connect_timeout=5)
+        try:
+            js = nc.jetstream()
+            got: list[tuple[str, dict[str, Any]]] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            quiet_until: float | None = None
+            while True:
+                try:
+                    msg = await js.get_msg(stream, after + len(got) + 1)
+                except NotFoundError:
+                    now = loop.time()
+                    if len(got) >= want and quiet_until is None:
+                        quiet_until = now + grace
+                    if now > (quiet_until if quiet_until is not None else deadline):
+                        return got
+                    await asyncio.sleep(0.1)
+                    continue
+                assert msg.data is not None
+                got.append((msg.subject or "", json.loads(msg.data)))
+        finally:
+            await nc.close()
+
+    return asyncio.run(collect())
+
+
+def _keys(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    from urllib.parse import unquote_plus
+
+    return [unquote_plus(e["Records"][0]["s3"]["object"]["key"]) for _, e in events]
+
+
+def test_bucket_events_stream_and_rule_exist(stack: services.Endpoints) -> None:
+    import nats
+    from nats.js.api import StorageType
+
+    async def info() -> Any:
+        nc = await nats.connect(stack.nats_url, connect_timeout=5)
+        try:
+            return await nc.jetstream().stream_info("TARN_BUCKET_EVENTS")
+        finally:
+            await nc.close()
+
+    cfg = asyncio.run(info()).config
+    assert cfg.subjects == ["tarn.bucket.>"]
+    assert cfg.storage == StorageType.FILE
+    assert cfg.max_age == 7 * 24 * 3600
+
+    rules = _minio(stack).get_bucket_notification(stack.raw_bucket).queue_config_list
+    assert len(rules) == 1
+    # MinIO hands the ARN back with its region filled in: arn:minio:sqs:<region>:TARN:nats
+    assert (rules[0].queue or "").endswith(":TARN:nats")
+    assert rules[0].events == ["s3:ObjectCreated:*"]
+    assert rules[0].prefix_filter_rule is not None and rules[0].prefix_filter_rule.value == "raw/"
+    assert _minio(stack).get_bucket_notification(stack.lake_bucket).queue_config_list == []
+
+
+def test_object_under_raw_is_announced_on_jetstream(stack: services.Endpoints) -> None:
+    stream = stack.env()["TARN_NOTIFICATIONS__STREAM"]
+    assert stream == "TARN_BUCKET_EVENTS"
+    assert stack.env()["TARN_NOTIFICATIONS__SUBJECT"] == "tarn.bucket.raw"
+    client = _minio(stack)
+    before = asyncio.run(_last_seq(stack.nats_url, stream))
+    key = "raw/aws_cloudtrail/x.json"
+    odd = f"raw/aws_cloudtrail/{uuid.uuid4().hex} a+b=c&d.json.gz"
+    # Outside raw/ (and in the lake bucket): no event.
+    _put(client, stack.raw_bucket, "rawish/aws_cloudtrail/x.json")
+    _put(client, stack.raw_bucket, "elsewhere/raw/aws_cloudtrail/x.json")
+    _put(client, stack.lake_bucket, key)
+    # Under raw/: one event per put, also the second put of the same key.
+    _put(client, stack.raw_bucket, key)
+    _put(client, stack.raw_bucket, key)
+    _put(client, stack.raw_bucket, odd)
+
+    events = _bucket_events(stack.nats_url, stream, before, want=3)
+    _log(f"a bucket notification on {events[0][0]}: {json.dumps(events[0][1], indent=2)}")
+    assert sorted(_keys(events)) == sorted([key, key, odd])
+    for subject, body in events:
+        assert subject == "tarn.bucket.raw"
+        record = body["Records"][0]
+        assert len(body["Records"]) == 1
+        assert body["EventName"] == record["eventName"] == "s3:ObjectCreated:Put"
+        assert record["eventSource"] == "minio:s3"
+        assert record["s3"]["bucket"]["name"] == stack.raw_bucket
+        assert record["s3"]["object"]["size"] == len(b'{"Records": []}')
+        assert record["s3"]["object"]["sequencer"]
+        assert body["Key"] == f"{stack.raw_bucket}/{_keys([(subject, body)])[0]}"
+    # The key is URL-encoded in the record (as S3 does), not in the top-level Key.
+    odd_record = next(b for _, b in events if b["Key"].endswith(".json.gz"))["Records"][0]
+    assert odd_record["s3"]["object"]["key"] != odd
+    assert " " not in odd_record["s3"]["object"]["key"]
+    # Two puts of one key: two events, told apart by the object's etag/sequencer only.
+    same = [b["Records"][0]["s3"]["object"] for _, b in events if b["Key"].endswith("/x.json")]
+    assert len(same) == 2 and same[0]["sequencer"] != same[1]["sequencer"]
+
+
+def test_bucket_events_survive_a_nats_outage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MinIO keeps events in its queue dir while NATS is down and sends them when it is back.
+
+    On a stack of its own (nats + minio on free ports), so the session's stack is not disturbed.
+    """
+    from tarn.services import _nats
+    from tarn.services._common import Layout
+
+    for name in ("NATS", "MINIO", "MINIO_CONSOLE"):
+        monkeypatch.setenv(f"TARN_SERVICES__{name}_PORT", str(_free_port()))
+    state = tmp_path / "state"
+    try:
+        ep = services.up(["minio"], state_dir=state)
+        assert set(ep.services) == {"nats", "minio"}  # minio implies nats
+        assert (state / "minio" / "events").is_dir()
+        client = _minio(ep)
+        layout = Layout(state)
+        port = int(ep.nats_url.rsplit(":", 1)[1])
+        assert _nats.stop(layout)
+        key = f"raw/aws_cloudtrail/{uuid.uuid4().hex}.json"
+        _put(client, ep.raw_bucket, key)  # NATS is down: the put succeeds, the event waits on disk
+        queued = list((state / "minio" / "events").rglob("*.event"))
+        assert queued, sorted(p.name for p in (state / "minio" / "events").rglob("*"))
+        _nats.start(layout, port)  # same port, same JetStream store: the stream is still there
+        events = _bucket_events(ep.nats_url, "TARN_BUCKET_EVENTS", 0, want=1, timeout=60, grace=1)
+        assert _keys(events) == [key]
+    finally:
+        services.down(state, purge=True)
 
 
 # --- one lake, two engines --------------------------------------------------------------------------
@@ -383,6 +534,8 @@ def test_env_file_configures_tarn(stack: services.Endpoints) -> None:
     assert env["TARN_CATALOG__WAREHOUSE"] == "s3://tarn-lake/warehouse"
     assert env["TARN_QUERY__ENGINE"] == "trino"
     assert env["TARN_QUERY__TRINO__CATALOG"] == "iceberg"
+    assert env["TARN_NOTIFICATIONS__STREAM"] == "TARN_BUCKET_EVENTS"
+    assert env["TARN_NOTIFICATIONS__SUBJECT"] == "tarn.bucket.raw"
 
 
 def test_cli_up_and_status(stack: services.Endpoints) -> None:

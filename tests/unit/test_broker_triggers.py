@@ -112,6 +112,7 @@ def test_project_triggers_route_every_event_type_to_its_function() -> None:
         (events.BATCH_NORMALIZED, "detector"),
         (events.RULE_MATCHED, "alert-manager"),
         (events.ALERT, "alert-forwarder"),
+        (events.ALERT, "lake-writer"),
     }
     assert all(
         t.dead_letter and t.dead_letter.name == "dead-letter" and t.retry >= 3

@@ -152,5 +152,7 @@ def test_concurrent_commits_in_one_process_share_snapshots(lake: Lake) -> None:
     tbl = lake.load("t")
     assert lake.count("t") == 41
     assert lake.committed_batches(tbl) == {"seed", *(f"g{i}" for i in range(8))}
-    appends = [s for s in tbl.metadata.snapshots if s.summary and s.summary.operation.value == "append"]
+    appends = [
+        s for s in tbl.metadata.snapshots if s.summary and s.summary.operation.value == "append"
+    ]
     assert len(appends) < 9  # at least two of the eight batches went into one snapshot

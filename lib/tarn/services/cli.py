@@ -30,7 +30,7 @@ def services() -> None:
 @click.argument("names", nargs=-1, type=click.Choice(["nats", "postgres", "minio", "trino"]))
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None, help=STATE_DIR_HELP)
 def up_cmd(names: tuple[str, ...], state_dir: str | None) -> None:
-    """Start NAMES (default: all; trino implies postgres and minio). Safe to run again."""
+    """Start NAMES (default: all; trino implies postgres and minio, minio implies nats). Safe to run again."""
     from tarn import services as svc
 
     err = Console(stderr=True)
@@ -52,7 +52,7 @@ def up_cmd(names: tuple[str, ...], state_dir: str | None) -> None:
     table.add_column("endpoint")
     table.add_column("pid", justify="right")
     rows = {
-        "nats": ep.nats_url,
+        "nats": f"{ep.nats_url} (bucket events: stream {ep.notify_stream})",
         "postgres": f"{ep.postgres_host}:{ep.postgres_port} database {ep.postgres_database}",
         "minio": f"{ep.minio_endpoint} (console {ep.minio_console})",
         "trino": f"{ep.trino_url} catalog {ep.trino_catalog}",
