@@ -134,7 +134,7 @@ def apply_matches(
 
 def record(ctx: Context, event: CloudEvent) -> dict[str, Any]:
     """The lake writer's part: keep the alert's newest version as its row of tarn_alerts."""
-    alert = event.get_data()
+    alert = events.data_of(event)
     rows = pa.Table.from_pylist([_alert_row(alert)], schema=ALERT_SCHEMA)
     ctx.lake.upsert_rows(ALERTS_TABLE, rows, "alert_id", ALERT_SCHEMA, version="version")
     return alert
@@ -163,9 +163,15 @@ def _alert_row(alert: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _applier(
+    event_id: str, rule: dict[str, Any], dedupe: str, matches: list[dict[str, Any]]
+) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+    return lambda state: apply_matches(state, event_id, rule, dedupe, matches)
+
+
 def manage(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
     """Apply one rule.matched event to the alert state; emit dev.tarn.alert.v1 for each change."""
-    data = event.get_data()
+    data = events.data_of(event)
     groups: dict[str, list[dict[str, Any]]] = {}
     for m in data["matches"]:
         groups.setdefault(m["dedupe"], []).append(m)
@@ -173,9 +179,7 @@ def manage(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
     results: list[tuple[str, dict[str, Any]]] = []
     for dedupe, matches in groups.items():
         key = alert_key(data["detection"], dedupe)
-        _, after = ctx.bus.kv_update_json(
-            bucket, key, lambda s, d=dedupe, m=matches: apply_matches(s, event["id"], data, d, m)
-        )
+        _, after = ctx.bus.kv_update_json(bucket, key, _applier(event["id"], data, dedupe, matches))
         assert after is not None
         for _aid, _version, action, snapshot in after["applied"].get(event["id"], []):
             results.append((action, snapshot))
@@ -266,7 +270,7 @@ def destinations_for(ctx: Context, alert: dict[str, Any]) -> list[str]:
 
 def forward(ctx: Context, event: CloudEvent) -> list[str]:
     """Deliver one alert event to each of its destinations, at most once per destination."""
-    alert = event.get_data()
+    alert = events.data_of(event)
     delivered = []
     names = destinations_for(ctx, alert)
     if not names:

@@ -122,6 +122,12 @@ class Config(_Frozen):
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     notifications: NotificationsConfig = NotificationsConfig()
     dev: DevConfig = DevConfig()
+    # Read by `tarn services` (ports, credentials) and its provisioning; accepted here so the
+    # same environment can configure both.
+    services: dict[str, Any] = Field(default_factory=dict)
+    services_dir: str | None = None
+    cache_dir: str | None = None
+    java_home: str | None = None
 
     # -- derived values -------------------------------------------------------------------
     @property

@@ -21,7 +21,7 @@ async def _messages(cfg: Config) -> list[tuple[int, dict[str, Any]]]:
         await bus.ensure_streams(nc, cfg)
         js = nc.jetstream()
         info = await js.stream_info(cfg.nats.dead_letter_stream)
-        out = []
+        out: list[tuple[int, dict[str, Any]]] = []
         if not info.state.messages:
             return out
         for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):

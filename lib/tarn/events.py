@@ -68,3 +68,24 @@ def make_event(
     if extensions:
         attrs.update(extensions)
     return CloudEvent(attrs, data)
+
+
+class BadEventError(ValueError):
+    """An event whose data is not the JSON object its type promises."""
+
+
+def data_of(event: CloudEvent) -> dict[str, Any]:
+    """The event's data as a mapping (JSON text or bytes are decoded)."""
+    data = event.get_data()
+    if isinstance(data, (bytes, str)):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise BadEventError(
+                f"event {event['id']} ({event['type']}): data is not JSON: {exc}"
+            ) from exc
+    if not isinstance(data, dict):
+        raise BadEventError(
+            f"event {event['id']} ({event['type']}): data must be a JSON object, got {type(data).__name__}"
+        )
+    return data

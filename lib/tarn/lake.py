@@ -238,7 +238,7 @@ class Lake:
                     incoming[row[key]] = row
         for attempt in range(COMMIT_ATTEMPTS):
             rows = dict(incoming)
-            flt: BooleanExpression = In(key, [k for k in rows if k is not None])
+            flt: BooleanExpression = In(key, [k for k in rows if k is not None])  # type: ignore[call-arg, arg-type]
             if version is not None:
                 stored = (
                     tbl.scan(row_filter=flt, selected_fields=(key, version)).to_arrow().to_pylist()
@@ -248,7 +248,7 @@ class Lake:
                         del rows[row[key]]
                 if not rows:
                     return [None for _ in group]
-                flt = In(key, [k for k in rows if k is not None])
+                flt = In(key, [k for k in rows if k is not None])  # type: ignore[call-arg, arg-type]
             try:
                 data = _conform(
                     pa.Table.from_pylist(list(rows.values()), schema=group[0].data.schema), tbl

@@ -22,7 +22,7 @@ def transform(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
     Emits one dev.tarn.batch.normalized.v1 per chunk as soon as it is written; ids derive from
     the raw event's id and the chunk index, so a retried run emits the same events.
     """
-    data = event.get_data()
+    data = events.data_of(event)
     source = logsources.get(data["log_source"], ctx.cfg.config_dir)
     ingest_id = data.get("ingest_id") or event["id"]
     bucket = ctx.cfg.storage.lake_bucket
@@ -75,7 +75,7 @@ def transform(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
 
 def write_lake(ctx: Context, event: CloudEvent) -> dict[str, Any]:
     """Commit a normalized batch (its tables and its sideline) exactly once, then emit."""
-    data = event.get_data()
+    data = events.data_of(event)
     batch_id = data["batch_id"]
     parts = list(data["tables"]) + ([data["sideline"]] if data.get("sideline") else [])
     results = []
@@ -136,7 +136,7 @@ def _detector(ctx: Context) -> Any:
 
 def detect_batch(ctx: Context, event: CloudEvent) -> dict[str, Any]:
     """Run the real-time detections on a normalized batch; emit rule matches, then progress."""
-    data = event.get_data()
+    data = events.data_of(event)
     detector = _detector(ctx)
     out_events = []
     counts: dict[str, int] = {}

@@ -38,7 +38,7 @@ def _parse(sql: str) -> exp.Expression:
     statements = [s for s in statements if s is not None]
     if len(statements) != 1:
         raise QueryError(f"send exactly one SQL statement, got {len(statements)}")
-    return statements[0]
+    return statements[0]  # type: ignore[return-value]
 
 
 def _lake_tables(tree: exp.Expression) -> list[exp.Table]:

@@ -16,6 +16,7 @@ import os
 import socket
 import stat
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -322,6 +323,7 @@ def test_bucket_events_survive_a_nats_outage(
     from tarn.services import _nats
     from tarn.services._common import Layout
 
+    # Ports of its own (monkeypatch undoes the variables after the test).
     for name in ("NATS", "MINIO", "MINIO_CONSOLE"):
         monkeypatch.setenv(f"TARN_SERVICES__{name}_PORT", str(_free_port()))
     state = tmp_path / "state"
@@ -330,14 +332,20 @@ def test_bucket_events_survive_a_nats_outage(
         assert set(ep.services) == {"nats", "minio"}  # minio implies nats
         assert (state / "minio" / "events").is_dir()
         client = _minio(ep)
-        layout = Layout(state)
-        port = int(ep.nats_url.rsplit(":", 1)[1])
-        assert _nats.stop(layout)
+        assert _nats.stop(Layout(state))
         key = f"raw/aws_cloudtrail/{uuid.uuid4().hex}.json"
         _put(client, ep.raw_bucket, key)  # NATS is down: the put succeeds, the event waits on disk
-        queued = list((state / "minio" / "events").rglob("*.event"))
-        assert queued, sorted(p.name for p in (state / "minio" / "events").rglob("*"))
-        _nats.start(layout, port)  # same port, same JetStream store: the stream is still there
+        queue = state / "minio" / "events"
+        deadline = time.monotonic() + 10  # MinIO hands events to its targets asynchronously
+        while not list(queue.rglob("*.event")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(queue.rglob("*.event")), sorted(p.name for p in queue.rglob("*"))
+        # `up` again without the port variable: nats comes back on the port MinIO publishes to
+        # (not the default), with its JetStream store and so the stream; MinIO is left running.
+        monkeypatch.delenv("TARN_SERVICES__NATS_PORT")
+        again = services.up(["minio"], state_dir=state)
+        assert again.nats_url == ep.nats_url and again.pids["minio"] == ep.pids["minio"]
+        assert again.pids["nats"] != ep.pids["nats"]
         events = _bucket_events(ep.nats_url, "TARN_BUCKET_EVENTS", 0, want=1, timeout=60, grace=1)
         assert _keys(events) == [key]
     finally:

@@ -19,6 +19,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 import uvicorn
@@ -143,7 +144,7 @@ class Broker:
             for msg in msgs:
                 task = asyncio.create_task(self._dispatch(trigger, msg, client))
                 tasks.add(task)
-                task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
+                task.add_done_callback(_finished(tasks, slots))
         for task in list(tasks):
             task.cancel()
 
@@ -251,6 +252,14 @@ class Broker:
                 self._stopping.set()
                 await asyncio.gather(*consumers, return_exceptions=True)
                 await self.nc.drain()
+
+
+def _finished(tasks: set[asyncio.Task[None]], slots: asyncio.Semaphore) -> Any:
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        slots.release()
+
+    return done
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -377,6 +377,9 @@ def up(
                 target,
                 NOTIFY_PREFIX,
                 list(NOTIFY_EVENTS),
+                # A fresh MinIO may take a moment to list its targets; one that was already
+                # running either has the target or never will.
+                2.0 if running["minio"] else 20.0,
             )
         if "postgres" in wanted:
             step("catalog_tables", _init_catalog, ep)

@@ -232,10 +232,13 @@ def resolve_ports(layout: Layout, running: Mapping[str, bool]) -> dict[str, int]
         else:
             wanted = default
         service = "minio" if name == "minio_console" else name
-        if running.get(service) and name in stored and stored[name] != wanted:
+        # A running MinIO publishes bucket events to the NATS port it was started with.
+        pinned = running.get(service) or (service == "nats" and running.get("minio"))
+        if pinned and name in stored and stored[name] != wanted:
             if raw:
+                busy = service if running.get(service) else "minio (publishing to nats there)"
                 raise ServiceError(
-                    f"{service} is already running on port {stored[name]}, but {env} asks for {wanted}",
+                    f"{busy} is already running on port {stored[name]}, but {env} asks for {wanted}",
                     f"stop the stack first with `tarn services down` (state dir {layout.root})",
                 )
             wanted = stored[name]
