@@ -43,6 +43,9 @@ ALERTS_TABLE = "tarn_alerts"
 TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
     "format-version": "2",
+    # pyiceberg's own retry re-applies an append after a conflict without asking whether the
+    # batch is still needed; tarn retries itself, checking the batch ids first.
+    "commit.retry.num-retries": "0",
 }
 COMMIT_ATTEMPTS = 20
 
@@ -143,6 +146,10 @@ class Lake:
             except TableAlreadyExistsError:
                 tbl = self.load(table)
             return tbl
+        if tbl.properties.get("commit.retry.num-retries") != "0":
+            with contextlib.suppress(CommitFailedException), tbl.transaction() as tx:
+                tx.set_properties({"commit.retry.num-retries": "0"})
+            tbl.refresh()
         return self._evolve(tbl, schema)
 
     def _evolve(self, tbl: Table, schema: pa.Schema) -> Table:

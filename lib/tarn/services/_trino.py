@@ -286,7 +286,22 @@ def _info(port: int) -> dict[str, object] | None:
 
 def _ready(port: int) -> bool:
     info = _info(port)
-    return info is not None and info.get("starting") is False
+    if info is None or info.get("starting") is not False:
+        return False
+    # Started is not yet ready: until the node has registered itself, queries fail with
+    # "No nodes available to run query". Ready means a query runs.
+    import trino
+
+    try:
+        conn = trino.dbapi.connect(host=HOST, port=port, user="tarn-readiness", request_timeout=5)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT 1")
+            return cur.fetchall() == [[1]]
+        finally:
+            conn.close()
+    except Exception:
+        return False
 
 
 def start(
