@@ -229,6 +229,13 @@ class DevStack:
                 _http_ok(f"{self.cfg.broker_url}healthz")(),
             )
         )
+        if self.bridges_buckets:
+            bridge = self.managed("bucket-bridge")
+            rows.append(
+                Component(
+                    "bucket-bridge", bridge.pid(), self.cfg.notifications.stream, bridge.running()
+                )
+            )
         for f in FUNCTIONS:
             rows.append(
                 Component(

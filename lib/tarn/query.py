@@ -7,6 +7,7 @@ fully qualified (`iceberg.tarn.aws_cloudtrail`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,8 +106,16 @@ def run_trino(cfg: Config, sql: str) -> Result:
     try:
         cur = conn.cursor()
         try:
-            cur.execute(sql)
-            rows = [tuple(r) for r in cur.fetchall()]
+            for attempt in range(10):
+                try:
+                    cur.execute(sql)
+                    rows = [tuple(r) for r in cur.fetchall()]
+                    break
+                except trino.exceptions.TrinoQueryError as exc:
+                    # A node that is (re)registering: transient, worth a short wait.
+                    if exc.error_name != "NO_NODES_AVAILABLE" or attempt == 9:
+                        raise
+                    time.sleep(0.5 * (attempt + 1))
         except trino.exceptions.TrinoUserError as exc:
             loc = exc.error_location
             where = f" (line {loc[0]}, column {loc[1]})" if loc else ""
