@@ -296,4 +296,20 @@ def forward(ctx: Context, event: CloudEvent) -> list[str]:
             {"destination": name, "event_id": event["id"], "at": datetime.now(UTC).isoformat()},
         )
         delivered.append(name)
+    if delivered:
+        body = {
+            "alert_id": alert["alert_id"],
+            "version": alert.get("version"),
+            "destinations": delivered,
+        }
+        ctx.emit(
+            [
+                events.make_event(
+                    events.ALERT_DELIVERED,
+                    "alert-forwarder",
+                    body,
+                    id_=events.derive_id(event["id"], "delivered"),
+                )
+            ]
+        )
     return delivered

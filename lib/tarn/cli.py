@@ -294,6 +294,112 @@ def detections_test(path: Path | None) -> None:
     console.print(f"{len(rows)} passed, 0 failed")
 
 
+@detections.command("run-scheduled")
+@click.option("--json", "as_json", is_flag=True)
+def detections_run_scheduled(as_json: bool) -> None:
+    """Run the scheduled SQL detections whose cron tick has come (the CronJob's command)."""
+    from tarn import runtime, scheduled
+
+    try:
+        report = scheduled.run_due(runtime.context())
+    except TarnError as exc:
+        raise click.ClickException(str(exc)) from exc
+    cols = ["detection", "tick", "matches", "engine"]
+    print_rows(
+        cols, [tuple(r[c] for c in cols) for r in report], as_json, title="scheduled detections run"
+    )
+
+
+@main.command()
+@click.option(
+    "--retention-days",
+    type=float,
+    default=None,
+    help="Keep snapshots this young (default: nats.max_age_days + 1).",
+)
+@click.option(
+    "--min-files",
+    default=8,
+    show_default=True,
+    help="Compact a day partition holding at least this many files.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def maintenance(retention_days: float | None, min_files: int, as_json: bool) -> None:
+    """Compact small files and expire old snapshots in every table (the hourly CronJob)."""
+    from tarn import maintenance as m
+    from tarn.lake import Lake
+
+    reports = m.run(Lake(_cfg()), retention_days, min_files)
+    cols = ["table", "files_before", "files_after", "partitions_compacted", "snapshots_expired"]
+    print_rows(
+        cols, [tuple(getattr(r, c) for c in cols) for r in reports], as_json, title="maintenance"
+    )
+
+
+# -- log sources -------------------------------------------------------------------------------
+@main.group()
+def logsources() -> None:
+    """Log sources: list them, check their samples against their goldens."""
+
+
+@logsources.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the sources as JSON objects.")
+def logsources_list(as_json: bool) -> None:
+    """List the built-in and your own log sources with their format and tables."""
+    from tarn import logsources as ls
+
+    ok, failed = ls.load_all(_cfg().config_dir)
+    rows = []
+    for name in sorted({*ok, *failed}):
+        if name in failed:
+            rows.append((name, "", "", "", f"does not load: {failed[name].problems[0]}"))
+            continue
+        s = ok[name]
+        origin = "built-in" if s.builtin else f"yours (extends {s.extends})" if s.extends else "yours"
+        summary = s.description.split(". ")[0]
+        rows.append((name, s.format, ", ".join(s.tables), origin, summary[:80]))
+    print_rows(["log source", "format", "tables", "origin", "description"], rows, as_json, title="log sources")
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} log source(s) do not load: {', '.join(failed)}; "
+            "see `tarn logsources test NAME` for the details"
+        )
+
+
+@logsources.command("test")
+@click.argument("names", nargs=-1)
+def logsources_test(names: tuple[str, ...]) -> None:
+    """Normalize every sample of each log source (or of NAMES) and compare with its golden."""
+    from tarn import logsources as ls
+    from tarn.exceptions import UnknownLogSourceError
+    from tarn.logsources import golden
+
+    config_dir = _cfg().config_dir
+    ok, failed = ls.load_all(config_dir)
+    unknown = [n for n in names if n not in ok and n not in failed]
+    if unknown:
+        raise click.ClickException(str(UnknownLogSourceError(unknown[0], ls.names(config_dir))))
+    rows: list[tuple[Any, ...]] = []
+    bad = 0
+    with console.status("normalizing samples") as status:
+        for name in names or sorted({*ok, *failed}):
+            if name in failed:
+                bad += 1
+                rows.append((name, "-", "", "", "FAIL", str(failed[name])))
+                continue
+            status.update(f"normalizing the samples of {name}")
+            for r in golden.run(ok[name]):
+                bad += not r.ok
+                rows.append((name, r.sample, r.rows, r.sidelined, "pass" if r.ok else "FAIL", r.detail))
+    print_rows(["source", "sample", "rows", "sidelined", "result", "detail"], rows, False, title="log source goldens")
+    if bad:
+        raise click.ClickException(
+            f"{bad} of {len(rows)} failed. If a change is intended, rewrite the goldens with "
+            "`python -m tarn.logsources.golden --write NAME` and review the diff"
+        )
+    console.print(f"{len(rows)} passed, 0 failed")
+
+
 def _register_services() -> None:
     try:
         from tarn.services.cli import services

@@ -31,6 +31,7 @@ EMITS: dict[str, tuple[str, ...]] = {
     "detector": (RULE_MATCHED, BATCH_DETECTED),
     "alert_manager": (ALERT,),
     "alert_forwarder": (ALERT_DELIVERED,),
+    "scheduled_detections": (RULE_MATCHED,),
     "dead_letter": (),
 }
 

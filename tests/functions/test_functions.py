@@ -345,3 +345,60 @@ def test_dead_letter_keeps_the_event_for_tarn_dlq(make_app, sink, isolated_nats)
     (row,) = asyncio.run(deadletters.list_dead_letters(cfg))
     assert row["trigger"] == "alert-forwarder-alert" and row["id"] == failed["id"]
     assert row["error"] == "500 boom"
+
+
+def test_scheduled_detection_runs_once_per_tick_and_emits_rows_as_matches(
+    make_app, sink, cfg, isolated_nats, tmp_path, monkeypatch
+) -> None:
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from tarn import runtime, scheduled
+
+    folder = tmp_path / "cfg" / "detections" / "many_regions"
+    folder.mkdir(parents=True)
+    (folder / "detection.yml").write_text(
+        "id: many_regions\nname: User active in many regions\nseverity: medium\nschedule: '*/5 * * * *'\n"
+        "query: |\n  SELECT user.name AS dedupe, count(DISTINCT cloud.region) AS regions, max(ts) AS ts\n"
+        "  FROM aws_cloudtrail GROUP BY user.name HAVING count(DISTINCT cloud.region) >= 2\n"
+        "tests: []\n"
+    )
+    monkeypatch.setenv("TARN_CONFIG_DIR", str(tmp_path / "cfg"))
+    runtime.reset_context()
+    schema = pa.schema([
+        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("user", pa.struct([pa.field("name", pa.string())])),
+        pa.field("cloud", pa.struct([pa.field("region", pa.string())])),
+    ])  # fmt: skip
+    rows = [("alice", "us-east-1"), ("alice", "eu-west-1"), ("bob", "us-east-1")]
+    data = [
+        {"ts": datetime(2026, 11, 20, i, tzinfo=UTC), "user": {"name": u}, "cloud": {"region": r}}
+        for i, (u, r) in enumerate(rows)
+    ]
+    Lake(config.get()).commit("aws_cloudtrail", pa.Table.from_pylist(data, schema=schema), "seed")
+    now = datetime(2026, 11, 24, 6, 7, 30, tzinfo=UTC)
+    ctx = runtime.context()
+    report = scheduled.run_due(ctx, now)
+    assert report == [
+        {
+            "detection": "many_regions",
+            "tick": "2026-11-24T06:05:00+00:00",
+            "matches": 1,
+            "engine": "duckdb",
+        }
+    ]
+    assert scheduled.run_due(ctx, now) == []  # the same tick again: nothing
+    (matched,) = sink.of_type(events.RULE_MATCHED)
+    (match,) = event_data(matched)["matches"]
+    assert match["dedupe"] == "alice" and match["context"]["regions"] == 2
+    assert match["ts"] == "2026-11-20T01:00:00+00:00"
+    # The next tick runs again (and the PingSource entry point does the same work).
+    assert (
+        post_event(
+            make_app("scheduled_detections"),
+            events.make_event("dev.knative.sources.ping", "ping", {}, id_="p1"),
+            "binary",
+        ).status_code
+        == 200
+    )

@@ -232,11 +232,18 @@ def test_sinkbindings_aim_at_the_broker(base: Rendered) -> None:
 
 @pytest.mark.parametrize("function", sorted(f for f, t in events.EMITS.items() if t))
 def test_emitting_function_gets_k_sink(function: str, base: Rendered) -> None:
-    service = base.find("Service", deployed_name(function))
-    assert service is not None
-    labels = service.metadata.get("labels", {})
-    assert any(_selected(b, labels, "Service") for b in base.of_kind("SinkBinding")), (
-        f"{service.file}: {service.label} emits events but no SinkBinding selects it "
+    workload = base.find("Service", deployed_name(function))
+    kind = "Service"
+    if workload is None:  # a function that runs on a schedule: its CronJob's Jobs need K_SINK
+        workload = base.find("CronJob", deployed_name(function))
+        kind = "Job"
+    assert workload is not None, f"{function} emits events but has no Service or CronJob"
+    if kind == "Job":
+        labels = workload.doc["spec"]["jobTemplate"]["metadata"].get("labels", {})
+    else:
+        labels = workload.metadata.get("labels", {})
+    assert any(_selected(b, labels, kind) for b in base.of_kind("SinkBinding")), (
+        f"{workload.file}: {workload.label} emits events but no SinkBinding selects it "
         f"(label {SINK_LABEL[0]}: {SINK_LABEL[1]})"
     )
 
