@@ -125,3 +125,30 @@ def test_ingest_to_alert_latency(stack: Stack, record_result) -> None:  # noqa: 
             "max_s": round(latencies[-1], 3),
         },
     )
+
+
+def test_detector_throughput(record_result) -> None:
+    """Every enabled built-in detection on every record of each table the samples fill."""
+    from tarn.detection import Detector, detection_dirs, load_all
+
+    detector = Detector(load_all(detection_dirs(None)))
+    source = logsources.get("aws_cloudtrail")
+    ndjson = ("\n".join(json.dumps(r) for r in synthetic(50_000, "det")) + "\n").encode()
+    rows = [
+        r
+        for c in normalize(io.BytesIO(ndjson), source, "bench", 50_000)
+        for r in c.tables["aws_cloudtrail"].to_pylist()
+    ]
+    t0 = time.perf_counter()
+    result = detector.run("aws_cloudtrail", rows)
+    elapsed = time.perf_counter() - t0
+    assert result.errors == {}
+    record_result(
+        "detector_aws_cloudtrail",
+        {
+            "records": result.records,
+            "detections": len(detector.by_table.get("aws_cloudtrail", [])),
+            "matches": sum(len(m) for m in result.matches.values()),
+            "records_per_s_per_core": round(result.records / elapsed),
+        },
+    )
