@@ -355,10 +355,17 @@ def logsources_list(as_json: bool) -> None:
             rows.append((name, "", "", "", f"does not load: {failed[name].problems[0]}"))
             continue
         s = ok[name]
-        origin = "built-in" if s.builtin else f"yours (extends {s.extends})" if s.extends else "yours"
+        origin = (
+            "built-in" if s.builtin else f"yours (extends {s.extends})" if s.extends else "yours"
+        )
         summary = s.description.split(". ")[0]
         rows.append((name, s.format, ", ".join(s.tables), origin, summary[:80]))
-    print_rows(["log source", "format", "tables", "origin", "description"], rows, as_json, title="log sources")
+    print_rows(
+        ["log source", "format", "tables", "origin", "description"],
+        rows,
+        as_json,
+        title="log sources",
+    )
     if failed:
         raise click.ClickException(
             f"{len(failed)} log source(s) do not load: {', '.join(failed)}; "
@@ -390,8 +397,15 @@ def logsources_test(names: tuple[str, ...]) -> None:
             status.update(f"normalizing the samples of {name}")
             for r in golden.run(ok[name]):
                 bad += not r.ok
-                rows.append((name, r.sample, r.rows, r.sidelined, "pass" if r.ok else "FAIL", r.detail))
-    print_rows(["source", "sample", "rows", "sidelined", "result", "detail"], rows, False, title="log source goldens")
+                rows.append(
+                    (name, r.sample, r.rows, r.sidelined, "pass" if r.ok else "FAIL", r.detail)
+                )
+    print_rows(
+        ["source", "sample", "rows", "sidelined", "result", "detail"],
+        rows,
+        False,
+        title="log source goldens",
+    )
     if bad:
         raise click.ClickException(
             f"{bad} of {len(rows)} failed. If a change is intended, rewrite the goldens with "

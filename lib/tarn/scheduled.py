@@ -9,6 +9,7 @@ duplicate, and the alert manager folds overlapping windows into the same alert b
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +17,11 @@ from croniter import croniter
 
 from tarn import events, query
 from tarn.detection import Detection, detection_dirs, load_all, to_jsonable
+from tarn.exceptions import TarnError
 from tarn.runtime import Context
 
 STATE_BUCKET = "tarn_schedules"
+log = logging.getLogger("tarn.scheduled")
 
 
 def scheduled(ctx: Context) -> list[Detection]:
@@ -55,14 +58,41 @@ def _match(det: Detection, row: dict[str, Any], tick: datetime, position: int) -
 def run_due(ctx: Context, now: datetime | None = None) -> list[dict[str, Any]]:
     """Run every scheduled detection whose tick has come; emit its rows as rule matches."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-    report = []
+    report: list[dict[str, Any]] = []
+    existing = set(ctx.lake.table_names())
     for det in scheduled(ctx):
         assert det.query is not None and det.schedule is not None
         tick = last_tick(det.schedule, now)
         state = ctx.bus.kv_get_json(STATE_BUCKET, det.id) or {}
         if state.get("last_tick") and datetime.fromisoformat(state["last_tick"]) >= tick:
             continue
-        result = query.run(ctx.cfg, det.query)
+        missing = [t for t in det.tables if t not in existing]
+        if missing:
+            # No data yet for this detection: nothing to match, and nothing to wait for.
+            ctx.bus.kv_put_json(STATE_BUCKET, det.id, {"last_tick": tick.isoformat(), "rows": 0})
+            report.append(
+                {
+                    "detection": det.id,
+                    "tick": tick.isoformat(),
+                    "matches": 0,
+                    "engine": f"skipped: no table {', '.join(missing)}",
+                }
+            )
+            continue
+        try:
+            result = query.run(ctx.cfg, det.query)
+        except TarnError as exc:
+            # One broken query must not stop the others; its tick is retried on the next run.
+            log.error("scheduled detection %s failed: %s", det.id, exc)
+            report.append(
+                {
+                    "detection": det.id,
+                    "tick": tick.isoformat(),
+                    "matches": 0,
+                    "engine": f"error: {exc}",
+                }
+            )
+            continue
         matches = [_match(det, row, tick, i) for i, row in enumerate(result.as_dicts())]
         if matches:
             body = {

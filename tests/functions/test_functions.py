@@ -379,15 +379,15 @@ def test_scheduled_detection_runs_once_per_tick_and_emits_rows_as_matches(
     Lake(config.get()).commit("aws_cloudtrail", pa.Table.from_pylist(data, schema=schema), "seed")
     now = datetime(2026, 11, 24, 6, 7, 30, tzinfo=UTC)
     ctx = runtime.context()
-    report = scheduled.run_due(ctx, now)
-    assert report == [
-        {
-            "detection": "many_regions",
-            "tick": "2026-11-24T06:05:00+00:00",
-            "matches": 1,
-            "engine": "duckdb",
-        }
-    ]
+    report = {r["detection"]: r for r in scheduled.run_due(ctx, now)}
+    assert report["many_regions"] == {
+        "detection": "many_regions",
+        "tick": "2026-11-24T06:05:00+00:00",
+        "matches": 1,
+        "engine": "duckdb",
+    }
+    # Built-in scheduled detections over tables that do not exist yet are skipped, not failed.
+    assert all(r["engine"].startswith("skipped") for k, r in report.items() if k != "many_regions")
     assert scheduled.run_due(ctx, now) == []  # the same tick again: nothing
     (matched,) = sink.of_type(events.RULE_MATCHED)
     (match,) = event_data(matched)["matches"]

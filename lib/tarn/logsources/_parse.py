@@ -1,106 +1,156 @@
-"""Raw bytes -> records: decompression by magic number, then the source's ingest format.
+"""Raw bytes -> records: decompression told by magic number, then the source's ingest format.
 
-Each item is (position, raw_text, record) where record is an Exception for a line that could
-not be parsed, so the caller can sideline it with its reason and raw text.
+Each item is (position, raw_text, record) where record is a ParseError for a record that
+could not be parsed, so the caller can sideline it with its reason and raw text. Every
+format reads the object as a stream: memory stays bounded by the largest record, never by
+the object (lines are cut at MAX_LINE bytes, JSON records at MAX_RECORD characters).
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
+MAX_LINE = 32 << 20  # bytes: a longer line is sidelined (its first MAX_RAW chars kept)
+MAX_RECORD = 64 << 20  # characters: a longer JSON record inside a document is sidelined
+MAX_RAW = 1 << 20  # characters of raw text kept on a sidelined oversize record
+READ_SIZE = 1 << 20
+
 Parsed = tuple[int, str, Any]
+Parser = Callable[[IO[bytes], "Ingest"], Iterator[Parsed]]
 
 
 class ParseError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Ingest:
+    """The `ingest:` block of log_source.yml."""
+
+    format: str = "ndjson"
+    records_path: str | None = None
+    keep_original: bool = True
+    delimiter: str = ","
+    table: str | None = None
+
+
+class _Prefixed(io.RawIOBase):
+    """Bytes already read (to sniff the format), then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head.nbytes:
+            n = min(len(buffer), self._head.nbytes)
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def prefixed(head: bytes, rest: IO[bytes]) -> IO[bytes]:
+    return io.BufferedReader(_Prefixed(head, rest), buffer_size=1 << 16)
+
+
 def decompressed(stream: IO[bytes]) -> IO[bytes]:
-    """A reader over the decompressed content; compression is told by the first bytes."""
-    buffered = io.BufferedReader(stream) if not hasattr(stream, "peek") else stream
-    head = buffered.peek(4)[:4]  # type: ignore[attr-defined]
+    """A buffered reader over the decompressed content; compression is told by the first bytes."""
+    buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+    head = buffered.peek(4)[:4]
     if head.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
     if head.startswith(ZSTD_MAGIC):
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(buffered)  # type: ignore[return-value]
-    return buffered  # type: ignore[return-value]
+        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+        return io.BufferedReader(reader, buffer_size=1 << 16)  # type: ignore[arg-type]
+    return buffered  # type: ignore[no-any-return]
 
 
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, str]]:
-    for n, line in enumerate(
-        io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
-    ):
-        text = line.rstrip("\r\n")
-        if text.strip():
-            yield n, text
+def lines(stream: IO[bytes], blank: bool = False) -> Iterator[tuple[int, str, ParseError | None]]:
+    """(line number from 0, text without its line end, error) for each line.
 
-
-def _dig(doc: Any, path: str | None) -> Any:
-    for part in (path or "").split("."):
-        if part:
-            if not isinstance(doc, dict) or part not in doc:
-                raise ParseError(f"records path {path!r} not found in the document")
-            doc = doc[part]
-    return doc
-
-
-def parse_ndjson(stream: IO[bytes]) -> Iterator[Parsed]:
-    for n, text in _lines(stream):
-        try:
-            yield n, text, json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield n, text, ParseError(f"invalid JSON: {exc.msg} at column {exc.colno}")
-
-
-def parse_json(stream: IO[bytes], records_path: str | None) -> Iterator[Parsed]:
-    """A JSON document holding records at `records_path`, or NDJSON of records or documents."""
-    data = stream.read()
-    stripped = data.lstrip()
-    if stripped[:1] == b"{":
-        try:
-            doc = json.loads(data)
-        except json.JSONDecodeError:
-            doc = None  # maybe NDJSON: one object per line
-        if isinstance(doc, dict):
-            text = data.decode("utf-8", "replace")
-            if records_path and records_path.split(".")[0] in doc:
-                yield from _records_of(doc, records_path, 0, text)
-            else:
-                yield 0, text.strip(), doc  # a single record on its own
+    A line longer than MAX_LINE bytes is skipped to its end without being held in memory and
+    comes back with a ParseError and its first MAX_RAW characters. Invalid UTF-8 becomes
+    U+FFFD, so binary garbage is text that fails to parse, not an exception.
+    """
+    n = -1
+    while True:
+        data = stream.readline(MAX_LINE + 1)
+        if not data:
             return
-    for n, text, item in parse_ndjson(io.BytesIO(data)):
-        if isinstance(item, dict) and records_path and records_path.split(".")[0] in item:
-            yield from _records_of(item, records_path, n, text)
-        else:
-            yield n, text, item
+        n += 1
+        if len(data) > MAX_LINE and not data.endswith(b"\n"):
+            size = len(data)
+            while True:
+                rest = stream.readline(READ_SIZE)
+                size += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            head = data[:MAX_RAW].decode("utf-8", "replace")
+            yield (
+                n,
+                head,
+                ParseError(f"line of {size} bytes is longer than the limit of {MAX_LINE} bytes"),
+            )
+            continue
+        text = data.decode("utf-8", "replace")
+        if n == 0 and text.startswith("\ufeff"):
+            text = text[1:]
+        text = text.rstrip("\r\n")
+        if blank or text.strip():
+            yield n, text, None
 
 
-def _records_of(doc: dict[str, Any], path: str | None, base: int, text: str) -> Iterator[Parsed]:
+def safely(fn: Callable[[str], Any], text: str) -> Any:
+    """fn(text), or a ParseError saying why not: a parser bug must not stop the object."""
     try:
-        records = _dig(doc, path)
+        return fn(text)
     except ParseError as exc:
-        yield base, text, exc
-        return
-    if not isinstance(records, list):
-        yield base, text, ParseError(f"records path {path!r} is not a list")
-        return
-    for i, record in enumerate(records):
-        yield base + i, json.dumps(record, separators=(",", ":")), record
+        return exc
+    except RecursionError:
+        return ParseError("nested too deeply")
+    except ValueError as exc:
+        return ParseError(str(exc))
+    except Exception as exc:
+        return ParseError(f"unexpected {type(exc).__name__} in the parser: {exc}")
 
 
-def parse(stream: IO[bytes], fmt: str, records_path: str | None = None) -> Iterator[Parsed]:
-    plain = decompressed(stream)
-    if fmt == "ndjson":
-        return parse_ndjson(plain)
-    if fmt == "json":
-        return parse_json(plain, records_path)
-    raise ParseError(f"unknown ingest format {fmt!r}; known: json, ndjson")
+def per_line(stream: IO[bytes], decode: Callable[[str], Any]) -> Iterator[Parsed]:
+    for n, text, err in lines(stream):
+        yield n, text, err if err is not None else safely(decode, text)
+
+
+def registry() -> dict[str, Parser]:
+    from tarn.logsources import _delimited, _json, _kv, _syslog
+
+    return {
+        "json": _json.parse_json,
+        "ndjson": _json.parse_ndjson,
+        "csv": _delimited.parse_csv,
+        "tsv": _delimited.parse_tsv,
+        "zeek": _delimited.parse_zeek,
+        "syslog": _syslog.parse_syslog,
+        "kv": _kv.parse_kv,
+        "cef": _kv.parse_cef,
+    }
+
+
+def parse(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
+    parsers = registry()
+    if ingest.format not in parsers:
+        raise ParseError(f"unknown ingest format {ingest.format!r}; known: {', '.join(parsers)}")
+    return parsers[ingest.format](decompressed(stream), ingest)

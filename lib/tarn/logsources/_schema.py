@@ -29,6 +29,7 @@ _SCALARS: dict[str, pa.DataType] = {
     "timestamp": TS,
     "date": pa.date32(),
 }
+SCALAR_TYPES = tuple(sorted(_SCALARS))
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,17 @@ CORE_FIELDS: tuple[Field, ...] = (
 )
 
 
-def arrow_schema(fields: Iterable[Field]) -> pa.Schema:
-    """Nest dotted fields into structs, keeping the order in which names first appear."""
+def arrow_schema(fields: Iterable[Field], docs: bool = False) -> pa.Schema:
+    """Nest dotted fields into structs, keeping the order in which names first appear.
+
+    With `docs`, each leaf carries its description as Arrow field metadata (`doc`), which
+    pyiceberg turns into the Iceberg column's doc.
+    """
     tree: dict[str, Any] = {}
+    described: dict[str, str] = {}
     for f in fields:
+        if f.description:
+            described.setdefault(f.name, f.description)
         parts = f.name.split(".")
         node = tree
         for part in parts[:-1]:
@@ -83,14 +91,38 @@ def arrow_schema(fields: Iterable[Field]) -> pa.Schema:
             raise TarnError(f"field {f.name} is declared both as a value and as a group")
         node.setdefault(parts[-1], f.arrow_type())
 
-    def build(node: dict[str, Any]) -> list[pa.Field]:
+    def build(node: dict[str, Any], prefix: str) -> list[pa.Field]:
         out = []
         for name, value in node.items():
-            typ = pa.struct(build(value)) if isinstance(value, dict) else value
-            out.append(pa.field(name, typ, nullable=name != "ts" or node is not tree))
+            path = f"{prefix}{name}"
+            typ = pa.struct(build(value, f"{path}.")) if isinstance(value, dict) else value
+            doc = described.get(path) if docs and not isinstance(value, dict) else None
+            out.append(
+                pa.field(
+                    name,
+                    typ,
+                    nullable=name != "ts" or node is not tree,
+                    metadata={"doc": doc} if doc else None,
+                )
+            )
         return out
 
-    return pa.schema(build(tree))
+    return pa.schema(build(tree, ""))
+
+
+def leaf_types(schema: pa.Schema | pa.StructType) -> dict[str, pa.DataType]:
+    """Dotted leaf path -> Arrow type, for every non-struct column of `schema`."""
+    out: dict[str, pa.DataType] = {}
+
+    def walk(fields: Iterable[pa.Field], prefix: str) -> None:
+        for f in fields:
+            if pa.types.is_struct(f.type):
+                walk(list(f.type), f"{prefix}{f.name}.")
+            else:
+                out[f"{prefix}{f.name}"] = f.type
+
+    walk(list(schema), "")
+    return out
 
 
 def merge_fields(*groups: Sequence[Field]) -> list[Field]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from typing import Any
+
+from tarn.logsources.helpers import ip_or_none, json_text, to_bool
 
 # eventName prefixes -> ECS event.type; categories by service.
 _TYPES = (
@@ -31,29 +31,6 @@ _CATEGORIES = {
 }
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None  # e.g. "ec2.amazonaws.com": AWS calling on someone's behalf
-
-
-def _bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "yes"):
-        return True
-    if isinstance(value, str) and value.lower() in ("false", "no"):
-        return False
-    return None
-
-
 def transform(record: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ValueError(f"a CloudTrail record is a JSON object, got {type(record).__name__}")
@@ -78,7 +55,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
     if action == "ConsoleLogin" and isinstance(response, dict):
         outcome = "success" if response.get("ConsoleLogin") == "Success" else "failure"
 
-    source_ip = _ip(record.get("sourceIPAddress"))
+    source_ip = ip_or_none(record.get("sourceIPAddress"))
     return {
         "ts": record["eventTime"],
         "event": {
@@ -109,8 +86,8 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                 "event_type": record.get("eventType"),
                 "event_category": record.get("eventCategory"),
                 "request_id": record.get("requestID"),
-                "read_only": _bool(record.get("readOnly")),
-                "management_event": _bool(record.get("managementEvent")),
+                "read_only": to_bool(record.get("readOnly")),
+                "management_event": to_bool(record.get("managementEvent")),
                 "recipient_account_id": record.get("recipientAccountId"),
                 "user_identity": {
                     "type": identity.get("type"),
@@ -118,7 +95,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                     "access_key_id": identity.get("accessKeyId"),
                     "invoked_by": identity.get("invokedBy"),
                     "session_context": {
-                        "mfa_authenticated": _bool(attributes.get("mfaAuthenticated")),
+                        "mfa_authenticated": to_bool(attributes.get("mfaAuthenticated")),
                         "issuer": {
                             "type": issuer.get("type"),
                             "arn": issuer.get("arn"),
@@ -126,16 +103,12 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                         },
                     },
                 },
-                "request_parameters": _json(request),
-                "response_elements": _json(response),
-                "additional_eventdata": _json(extra),
+                "request_parameters": json_text(request),
+                "response_elements": json_text(response),
+                "additional_eventdata": json_text(extra),
                 "console_login": {
-                    "mfa_used": _bool(extra.get("MFAUsed")) if isinstance(extra, dict) else None
+                    "mfa_used": to_bool(extra.get("MFAUsed")) if isinstance(extra, dict) else None
                 },
             }
-        },
-        "related": {
-            "ip": [source_ip] if source_ip else [],
-            "user": [u for u in (user_name, target) if u],
         },
     }

@@ -112,8 +112,8 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
     status = record.get("log-status")
     if status is None or "start" not in record:
         raise ValueError(
-            "not a VPC flow log row: the start and log-status columns are missing "
-            "(is the header line there?)"
+            "not a VPC flow log row: start or log-status is missing "
+            "(a row cut short, or no header line?)"
         )
     start = _int(record, "start")
     end = _int(record, "end")
@@ -202,6 +202,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
         pkt = _addr(value) if value and value != "-" else None
         if pkt is not None:
             out["aws"]["vpcflow"][key] = pkt[0]
-            related.append(pkt[0])
+            if pkt[0] not in related:
+                related.append(pkt[0])
     out["related"] = {"ip": related, "user": [], "hosts": [], "hash": []}
     return out

@@ -1,0 +1,187 @@
+"""Delimited text: `csv` and `tsv` with a header line, and Zeek logs (TSV with `#fields`,
+or Zeek's JSON lines).
+
+csv/tsv records are dicts header -> text, with empty fields as None. `csv` follows RFC 4180
+quoting (a quoted field may hold the delimiter, quotes and line breaks); `tsv` has no quoting,
+as IANA's text/tab-separated-values. A record whose field count differs from the header's is
+sidelined.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from typing import IO, Any, Literal
+
+from tarn.logsources._json import decode_line
+from tarn.logsources._parse import MAX_LINE, Ingest, Parsed, ParseError, lines, prefixed, safely
+
+# The csv module refuses fields over 128 KiB by default; a field may be as long as a line.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE))
+
+
+def parse_csv(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
+    return _with_header(stream, ingest.delimiter or ",", csv.QUOTE_MINIMAL)
+
+
+def parse_tsv(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
+    return _with_header(stream, "\t", csv.QUOTE_NONE)
+
+
+def _with_header(
+    stream: IO[bytes], delimiter: str, quoting: Literal[0, 1, 2, 3]
+) -> Iterator[Parsed]:
+    consumed: list[tuple[int, str]] = []  # the lines the reader took for the current record
+    too_long: list[Parsed] = []
+
+    def feed() -> Iterator[str]:
+        for n, text, err in lines(stream, blank=True):
+            if err is not None:
+                too_long.append((n, text, err))
+                yield "\n"
+                continue
+            consumed.append((n, text))
+            yield text + "\n"
+
+    reader = csv.reader(feed(), delimiter=delimiter, quoting=quoting, strict=False)
+    header: list[str] | None = None
+    while True:
+        try:
+            row: list[str] | Exception = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            row = exc
+        yield from too_long
+        too_long.clear()
+        taken = list(consumed)
+        consumed.clear()
+        if not taken:
+            continue
+        position, raw = taken[0][0], "\n".join(text for _, text in taken)
+        if isinstance(row, Exception):
+            yield (
+                position,
+                raw,
+                ParseError(f"invalid {'CSV' if quoting != csv.QUOTE_NONE else 'TSV'}: {row}"),
+            )
+            continue
+        if not row or not any(field.strip() for field in row):
+            continue
+        if header is None:
+            header = [name.strip() or f"column{i + 1}" for i, name in enumerate(row)]
+            continue
+        if len(row) != len(header):
+            yield position, raw, ParseError(f"{len(row)} fields where the header has {len(header)}")
+            continue
+        yield (
+            position,
+            raw,
+            {
+                name: (value if value != "" else None)
+                for name, value in zip(header, row, strict=True)
+            },
+        )
+    yield from too_long
+
+
+# -- Zeek -------------------------------------------------------------------------------------
+_HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+def _unescape(text: str) -> str:
+    """Zeek writes the separator and non-printable bytes as \\xNN."""
+    if "\\x" not in text:
+        return text
+    return _HEX_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+class _ZeekHeader:
+    def __init__(self, path: str | None) -> None:
+        self.separator = "\t"
+        self.set_separator = ","
+        self.empty = "(empty)"
+        self.unset = "-"
+        self.path = path
+        self.fields: list[str] | None = None
+        self.containers: list[bool] = []
+
+    def directive(self, text: str) -> None:
+        if text.startswith("#separator"):
+            self.separator = _unescape(text[len("#separator") :].strip()) or "\t"
+            return
+        name, _, value = text[1:].partition(self.separator)
+        values = value.split(self.separator)
+        if name == "set_separator":
+            self.set_separator = _unescape(value) or ","
+        elif name == "empty_field":
+            self.empty = value
+        elif name == "unset_field":
+            self.unset = value
+        elif name == "path":
+            self.path = value or self.path
+        elif name == "fields":
+            self.fields = values
+            self.containers = [False] * len(values)
+        elif name == "types" and self.fields is not None:
+            types = values + [""] * (len(self.fields) - len(values))
+            self.containers = [t.startswith(("set[", "vector[")) for t in types[: len(self.fields)]]
+
+    def record(self, text: str) -> dict[str, Any]:
+        if self.fields is None:
+            raise ParseError("data line before the #fields header")
+        values = text.split(self.separator)
+        if len(values) != len(self.fields):
+            raise ParseError(f"{len(values)} fields where #fields has {len(self.fields)}")
+        out: dict[str, Any] = {}
+        for name, value, container in zip(self.fields, values, self.containers, strict=True):
+            if value == self.unset:
+                out[name] = None
+            elif container:
+                out[name] = (
+                    []
+                    if value == self.empty
+                    else [_unescape(v) for v in value.split(self.set_separator)]
+                )
+            else:
+                out[name] = "" if value == self.empty else _unescape(value)
+        out["_path"] = self.path
+        return out
+
+
+def _zeek_json(text: str, default_path: str | None) -> dict[str, Any]:
+    record = decode_line(text)
+    if not isinstance(record, dict):
+        raise ParseError(f"a Zeek JSON line must be an object, got {type(record).__name__}")
+    if record.get("_path") is None:
+        record["_path"] = default_path
+    return record
+
+
+def parse_zeek(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
+    head = b""
+    while len(head) < 1 << 16:  # sniff the first non-space byte
+        chunk = stream.read(4096)
+        if not chunk:
+            break
+        head += chunk
+        if head.strip():
+            break
+    rest = prefixed(head, stream)
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{":
+        for n, text, err in lines(rest):
+            yield (
+                n,
+                text,
+                err if err is not None else safely(lambda t: _zeek_json(t, ingest.table), text),
+            )
+        return
+    header = _ZeekHeader(ingest.table)
+    for n, text, err in lines(rest):
+        if err is not None:
+            yield n, text, err
+        elif text.startswith("#"):
+            header.directive(text)
+        else:
+            yield n, text, safely(header.record, text)
