@@ -242,3 +242,34 @@ def test_object_dropped_in_minio_lands_once_and_raises_its_alert(
     finally:
         dev.down()
         receiver.stop()
+
+
+@pytest.mark.parametrize(
+    "case", ["test_ssh_login_after_failures", "test_okta_user_multiple_countries"]
+)
+def test_scheduled_detection_queries_fire_and_miss_the_same_on_trino(
+    services_stack: Any, tmp_path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """The scheduled SQL detections' firing and near-miss cases, with the queries run on Trino."""
+    import tests.unit.test_scheduled_queries as cases
+
+    cfg = config.load(
+        stack_env(
+            services_stack,
+            TARN_CATALOG__NAMESPACE=f"sched_{uuid.uuid4().hex[:6]}",
+            TARN_HOME=str(tmp_path),
+        )
+    )
+    engines = []
+
+    def run_on_trino(cfg: config.Config, det: Any) -> list[dict[str, Any]]:
+        result = query.run(cfg, det.query, engine="trino")
+        engines.append(result.engine)
+        return [
+            {k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in row.items()}
+            for row in result.as_dicts()
+        ]
+
+    monkeypatch.setattr(cases, "run", run_on_trino)
+    getattr(cases, case)(cfg)
+    assert engines and set(engines) == {"trino"}
