@@ -9,10 +9,8 @@ changes nothing and re-emits the very same alert event (same id).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +19,12 @@ import pyarrow as pa
 from cloudevents.http import CloudEvent
 
 from tarn import events
-from tarn.config import DestinationConfig
+from tarn.destinations import SENDERS as SENDERS
+from tarn.destinations import DeliveryError as DeliveryError
+from tarn.destinations import Sender as Sender
+from tarn.destinations import send_webhook as send_webhook
+from tarn.destinations import sender_for
+from tarn.destinations import signature as _signature  # noqa: F401  (kept for callers)
 from tarn.lake import ALERTS_TABLE
 from tarn.logsources._schema import Field, arrow_schema
 from tarn.runtime import Context
@@ -208,50 +211,8 @@ def manage(ctx: Context, event: CloudEvent) -> list[dict[str, Any]]:
 
 
 # -- delivery --------------------------------------------------------------------------------
-
-Sender = Callable[[Context, str, DestinationConfig, dict[str, Any], str], None]
-
-
-class DeliveryError(RuntimeError):
-    pass
-
-
-def _signature(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
-def send_webhook(
-    ctx: Context, name: str, dest: DestinationConfig, alert: dict[str, Any], event_id: str
-) -> None:
-    """Generic JSON webhook, signed with HMAC-SHA256 over `<timestamp>.<body>` when a secret is set."""
-    if not dest.url:
-        raise DeliveryError(
-            f"destination {name!r}: set its url (TARN_DESTINATIONS__{name.upper()}__URL)"
-        )
-    body = json.dumps(
-        {"event_id": event_id, "action": alert["action"], "alert": alert}, sort_keys=True
-    ).encode()
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "tarn-alert-forwarder",
-        "Idempotency-Key": event_id,
-        "X-Tarn-Event-Id": event_id,
-        "X-Tarn-Timestamp": timestamp,
-    }
-    if dest.secret:
-        headers["X-Tarn-Signature"] = _signature(dest.secret, timestamp, body)
-    resp = ctx.http.post(
-        dest.url, content=body, headers=headers, timeout=ctx.cfg.alerting.delivery_timeout_seconds
-    )
-    if resp.status_code >= 300:
-        raise DeliveryError(
-            f"destination {name!r}: webhook answered HTTP {resp.status_code}: {resp.text[:200]}"
-        )
-
-
-SENDERS: dict[str, Sender] = {"webhook": send_webhook}
+# The senders live in tarn.destinations (registry SENDERS); forward() calls them at most once per
+# (destination, alert event).
 
 
 def destinations_for(ctx: Context, alert: dict[str, Any]) -> list[str]:
@@ -269,9 +230,14 @@ def destinations_for(ctx: Context, alert: dict[str, Any]) -> list[str]:
 
 
 def forward(ctx: Context, event: CloudEvent) -> list[str]:
-    """Deliver one alert event to each of its destinations, at most once per destination."""
+    """Deliver one alert event to each of its destinations, at most once per destination.
+
+    Every destination is tried even when another fails; the failures are then raised together,
+    so the broker retries the event and the destinations that already have it are skipped.
+    """
     alert = events.data_of(event)
-    delivered = []
+    delivered: list[str] = []
+    failures: list[str] = []
     names = destinations_for(ctx, alert)
     if not names:
         log.warning(
@@ -279,19 +245,25 @@ def forward(ctx: Context, event: CloudEvent) -> list[str]:
             alert["alert_id"],
             ALERTS_TABLE,
         )
+    bucket = ctx.cfg.alerting.deliveries_bucket
     for name in names:
         dest = ctx.cfg.destinations[name]
-        sender = SENDERS.get(dest.type)
-        if sender is None:
-            raise DeliveryError(
-                f"destination {name!r}: unknown type {dest.type!r}; known: {', '.join(sorted(SENDERS))}"
-            )
         key = events.derive_id("delivery", name, event["id"])
-        if ctx.bus.kv_get_json(ctx.cfg.alerting.deliveries_bucket, key):
-            continue  # this update already reached this destination
-        sender(ctx, name, dest, alert, event["id"])
+        try:
+            sender = sender_for(name, dest)
+            if ctx.bus.kv_get_json(bucket, key):
+                continue  # this update already reached this destination
+            sender(ctx, name, dest, alert, event["id"])
+        except DeliveryError as exc:
+            log.warning("alert %s: %s", alert["alert_id"], exc)
+            failures.append(str(exc))
+            continue
+        except Exception as exc:
+            log.exception("alert %s: destination %r failed", alert["alert_id"], name)
+            failures.append(f"destination {name!r}: {type(exc).__name__}: {exc}")
+            continue
         ctx.bus.kv_put_json(
-            ctx.cfg.alerting.deliveries_bucket,
+            bucket,
             key,
             {"destination": name, "event_id": event["id"], "at": datetime.now(UTC).isoformat()},
         )
@@ -308,8 +280,14 @@ def forward(ctx: Context, event: CloudEvent) -> list[str]:
                     events.ALERT_DELIVERED,
                     "alert-forwarder",
                     body,
-                    id_=events.derive_id(event["id"], "delivered"),
+                    # One audit event per set delivered: a retry that reaches the rest is kept too.
+                    id_=events.derive_id(event["id"], "delivered", *delivered),
                 )
             ]
+        )
+    if failures:
+        raise DeliveryError(
+            f"alert {alert['alert_id']} (event {event['id']}): {len(failures)} of {len(names)} "
+            f"destinations failed: " + " | ".join(failures)
         )
     return delivered

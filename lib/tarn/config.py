@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tarn.exceptions import ConfigError
 
@@ -85,11 +85,39 @@ class QueryConfig(_Frozen):
 
 
 class DestinationConfig(_Frozen):
-    model_config = ConfigDict(frozen=True, extra="allow")
+    """One alert destination. Which settings apply depends on its type (see tarn.destinations);
+    a setting its type needs but lacks fails each delivery to it with the variable to set."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
     type: str
-    url: str | None = None
-    secret: str | None = None
-    token: str | None = None
+    url: str | None = None  # webhook: where to POST; slack, pagerduty: the service's API endpoint
+    secret: str | None = None  # webhook: HMAC-SHA256 signing key
+    token: str | None = None  # slack: bot token (xoxb-); pagerduty: routing key if no routing_key
+    channel: str | None = None  # slack: channel ID (C...) or #name
+    reply_broadcast: bool = False  # slack: also show thread replies (updates) in the channel
+    routing_key: str | None = None  # pagerduty: the Events API v2 integration key
+    source: str | None = None  # pagerduty: payload.source (default "tarn")
+    host: str | None = None  # email: SMTP server
+    port: int | None = None  # email: default 465 with tls, 587 with starttls, else 25
+    from_: str | None = Field(default=None, alias="from")  # email: sender address
+    to: list[str] = Field(default_factory=list)  # email: recipients (a list or "a@x, b@y")
+    username: str | None = None  # email: SMTP AUTH user
+    password: str | None = None  # email: SMTP AUTH password
+    starttls: bool = False  # email: upgrade the connection with STARTTLS
+    tls: bool = False  # email: implicit TLS from the first byte (SMTPS)
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> DestinationConfig:
+        if self.starttls and self.tls:
+            raise ValueError("set starttls or tls, not both (tls is SMTPS, starttls upgrades)")
+        return self
 
 
 class AlertingConfig(_Frozen):

@@ -127,6 +127,18 @@ def test_slack_tags(tag: str, text: str) -> None:
     assert tag_text(tag) == text
 
 
+def test_slack_shows_whole_tags_only() -> None:
+    tags = [f"attack.t{1000 + i}.{i:03d}" for i in range(200)]
+    (footer,) = [
+        b
+        for b in slack_message(alert(tags=tags), "e", channel="C1")["blocks"]
+        if b["type"] == "context"
+    ]
+    text = footer["elements"][1]["text"]
+    assert len(text) <= 2000 and text.endswith(" more")
+    assert all(part.endswith(">") for part in text.split(" +")[0].split(" "))
+
+
 def test_slack_reply_broadcast_only_in_a_thread() -> None:
     top = slack_message(BASE, "e", channel="C1", reply_broadcast=True)
     reply = slack_message(
