@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tarn.detection import Record, load_detection
+from tarn.detection import Record, load_detection, run_query_test
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
@@ -30,9 +30,14 @@ class DetectionCase(pytest.Item):
         self.case = case
 
     def runtest(self) -> None:
-        got = self.detection.detect(Record(self.case["record"]))
+        if "tables" in self.case:  # a scheduled detection: its query on the test's rows
+            got = run_query_test(self.detection, self.case)
+        else:
+            got = self.detection.detect(Record(self.case["record"]))
         if got != self.case["expect"]:
-            raise AssertionError(f"{self.detection.id}: {self.case['name']}: expected {self.case['expect']}, got {got}")
+            raise AssertionError(
+                f"{self.detection.id}: {self.case['name']}: expected {self.case['expect']}, got {got}"
+            )
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"{self.detection.id}: {self.case['name']}"

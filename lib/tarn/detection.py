@@ -10,10 +10,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,14 +52,36 @@ DETECTION_SCHEMA: dict[str, Any] = {
         "tests": {
             "type": "array",
             "items": {
-                "type": "object",
-                "required": ["name", "record", "expect"],
-                "additionalProperties": False,
-                "properties": {
-                    "name": {"type": "string"},
-                    "record": {"type": "object"},
-                    "expect": {"type": "boolean"},
-                },
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["name", "record", "expect"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "record": {"type": "object"},
+                            "expect": {"type": "boolean"},
+                        },
+                    },
+                    {
+                        # A scheduled detection's test: rows per table; `expect` is the number
+                        # of result rows. A ts like "-40m" or "-2h" is that long before now.
+                        "type": "object",
+                        "required": ["name", "tables", "expect"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "tables": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "array",
+                                    "items": {"type": "object"},
+                                },
+                            },
+                            "expect": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                ]
             },
         },
     },
@@ -276,10 +299,65 @@ class Detector:
         return result
 
 
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _test_ts(value: Any, now: datetime) -> Any:
+    if isinstance(value, str) and (m := _RELATIVE.match(value.strip())):
+        return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    if isinstance(value, str):
+        ts = datetime.fromisoformat(value)
+        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return value
+
+
+def _table_schemas() -> dict[str, Any]:
+    from tarn import logsources
+
+    schemas: dict[str, Any] = {}
+    for source in logsources.load_all()[0].values():
+        schemas.update(source.tables)
+    return schemas
+
+
+def run_query_test(det: Detection, test: Mapping[str, Any]) -> int:
+    """Run a scheduled detection's query on DuckDB over the test's rows; the number of result rows."""
+    import pyarrow as pa
+
+    from tarn.query import run_duckdb_tables
+
+    assert det.query is not None
+    now = datetime.now(UTC)
+    schemas = _table_schemas()
+
+    def load(name: str) -> pa.Table:
+        rows = [dict(r) for r in test["tables"].get(name, [])]
+        for row in rows:
+            if "ts" in row:
+                row["ts"] = _test_ts(row["ts"], now)
+        if name not in schemas:
+            raise DetectionError(
+                f"{det.path}: test {test['name']!r} reads table {name!r}, which no log source declares"
+            )
+        return pa.Table.from_pylist(rows, schema=schemas[name])
+
+    return len(run_duckdb_tables(det.query, load).rows)
+
+
 def run_inline_tests(det: Detection) -> list[tuple[str, bool, str]]:
     """(test name, passed, detail) for each inline test of a detection."""
     out = []
     for test in det.tests:
+        if "tables" in test:
+            try:
+                got_rows = run_query_test(det, test)
+                ok = got_rows == test["expect"]
+                detail = "" if ok else f"expected {test['expect']} result rows, got {got_rows}"
+            except Exception as exc:
+                ok, detail = False, f"raised {type(exc).__name__}: {exc}"
+            out.append((test["name"], ok, detail))
+            continue
         try:
             got = det.detect(Record(json.loads(json.dumps(test["record"]))))
             ok = got == test["expect"]

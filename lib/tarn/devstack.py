@@ -189,6 +189,18 @@ class DevStack:
         if self.bridges_buckets:
             progress(f"bucket notifications from {self.cfg.notifications.stream}")
             self.start_bucket_bridge()
+        progress("scheduler for scheduled SQL detections")
+        self.start_scheduler()
+
+    def start_scheduler(self) -> None:
+        proc = self.managed("scheduler")
+        _proc.start(
+            proc,
+            [sys.executable, "-m", "tarn.scheduled", "--every", "30"],
+            env=self.env("scheduled_detections"),
+            ready=proc.running,
+            timeout=10,
+        )
 
     @property
     def bridges_buckets(self) -> bool:
@@ -207,7 +219,7 @@ class DevStack:
 
     def down(self) -> list[str]:
         stopped = []
-        for name in ("bucket-bridge", "broker", *FUNCTIONS, "nats-server"):
+        for name in ("scheduler", "bucket-bridge", "broker", *FUNCTIONS, "nats-server"):
             if _proc.stop(self.managed(name)):
                 stopped.append(name)
         return stopped
@@ -229,6 +241,8 @@ class DevStack:
                 _http_ok(f"{self.cfg.broker_url}healthz")(),
             )
         )
+        scheduler = self.managed("scheduler")
+        rows.append(Component("scheduler", scheduler.pid(), "every 30 s", scheduler.running()))
         if self.bridges_buckets:
             bridge = self.managed("bucket-bridge")
             rows.append(

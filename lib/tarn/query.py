@@ -8,6 +8,7 @@ fully qualified (`iceberg.tarn.aws_cloudtrail`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,31 +49,39 @@ def _lake_tables(tree: exp.Expression) -> list[exp.Table]:
 
 
 def run_duckdb(cfg: Config, sql: str, lake: Any = None) -> Result:
-    import duckdb
     from pyiceberg.exceptions import NoSuchTableError
 
     from tarn.lake import Lake
 
-    tree = _parse(sql)
     lake = lake or Lake(cfg)
+
+    def load(name: str) -> pa.Table:
+        try:
+            reader = lake.load(name).scan().to_arrow_batch_reader()
+        except NoSuchTableError:
+            known = ", ".join(lake.table_names()) or "none yet"
+            raise QueryError(f"table {name!r} does not exist; tables: {known}") from None
+        return pa.Table.from_batches(list(reader), schema=reader.schema)
+
+    return run_duckdb_tables(sql, load, cfg.catalog.namespace)
+
+
+def run_duckdb_tables(sql: str, load: Callable[[str], pa.Table], namespace: str = "tarn") -> Result:
+    """Trino-dialect SQL on DuckDB, each table name resolved to Arrow data by `load`."""
+    import duckdb
+
+    tree = _parse(sql)
     con = duckdb.connect()
     try:
         registered: dict[str, str] = {}
         for node in _lake_tables(tree):
             schema = node.db
-            if schema and schema != cfg.catalog.namespace:
-                raise QueryError(
-                    f"unknown schema {schema!r}: tarn's tables are in {cfg.catalog.namespace!r}"
-                )
+            if schema and schema != namespace:
+                raise QueryError(f"unknown schema {schema!r}: tarn's tables are in {namespace!r}")
             name = node.name
             if name not in registered:
-                try:
-                    reader = lake.load(name).scan().to_arrow_batch_reader()
-                except NoSuchTableError:
-                    known = ", ".join(lake.table_names()) or "none yet"
-                    raise QueryError(f"table {name!r} does not exist; tables: {known}") from None
                 alias = f"__tarn_{len(registered)}"
-                con.register(alias, pa.Table.from_batches(list(reader), schema=reader.schema))
+                con.register(alias, load(name))
                 registered[name] = alias
             node.set("this", exp.to_identifier(registered[name]))
             node.set("db", None)

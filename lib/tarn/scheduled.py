@@ -130,3 +130,35 @@ def run_due(ctx: Context, now: datetime | None = None) -> list[dict[str, Any]]:
 
 
 __all__ = ["last_tick", "run_due", "scheduled"]
+
+
+def main() -> None:
+    """The local runner's scheduler (`tarn dev up` starts it): a tick every `--every` seconds."""
+    import argparse
+    import time
+
+    from tarn import runtime
+
+    parser = argparse.ArgumentParser(prog="python -m tarn.scheduled", description=main.__doc__)
+    parser.add_argument("--every", type=float, default=30.0, help="seconds between checks")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    ctx = runtime.context()
+    log.info("scheduler up: %d scheduled detection(s)", len(scheduled(ctx)))
+    while True:
+        try:
+            for line in run_due(ctx):
+                log.info(
+                    "ran %s for tick %s: %s matches (%s)",
+                    line["detection"],
+                    line["tick"],
+                    line["matches"],
+                    line["engine"],
+                )
+        except Exception:  # the next tick tries again; a broken run must not end the scheduler
+            log.exception("scheduled run failed")
+        time.sleep(args.every)
+
+
+if __name__ == "__main__":
+    main()

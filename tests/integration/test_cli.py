@@ -77,7 +77,12 @@ def test_ingest_to_unknown_source_says_which_exist(tarn, tmp_path) -> None:
 
 def test_dev_status_and_dlq(tarn) -> None:
     status = tarn("dev", "status").output
-    assert "broker" in status and "lake_writer" in status and "down" not in status
+    assert (
+        "broker" in status
+        and "lake_writer" in status
+        and "scheduler" in status
+        and "down" not in status
+    )
     assert json.loads(tarn("dlq", "--json").output) == []
 
 

@@ -27,8 +27,6 @@ def test_builtin_detections_load_and_pass_their_inline_tests() -> None:
     dets = load_all(detection.detection_dirs(None))
     assert len(dets) >= 20
     for det in dets:
-        if det.query:
-            continue  # scheduled SQL: its firing and near-miss cases are in test_scheduled_queries.py
         assert det.tests, f"{det.id} has no inline tests"
         assert any(t["expect"] for t in det.tests) and any(not t["expect"] for t in det.tests), (
             det.id
