@@ -445,7 +445,14 @@ def test_secrets_hold_placeholders_only(secrets: Rendered) -> None:
     for key in keys:
         match = re.fullmatch(r"TARN_DESTINATIONS__([A-Z0-9]+)__([A-Z]+)", key)
         if key.startswith("TARN_DESTINATIONS__"):
-            assert match and match.group(2) in {"TYPE", "URL", "TOKEN", "SECRET", "CHANNEL", "ROUTING_KEY"}, key
+            assert match and match.group(2) in {
+                "TYPE",
+                "URL",
+                "TOKEN",
+                "SECRET",
+                "CHANNEL",
+                "ROUTING_KEY",
+            }, key
             destinations.setdefault(match.group(1), set()).add(match.group(2))
     assert destinations, "no destination in the placeholder Secrets"
     for name, fields in destinations.items():
