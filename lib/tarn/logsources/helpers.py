@@ -18,12 +18,18 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 __all__ = [
+    "as_dict",
     "dig",
+    "digits_int_or_none",
+    "int_cast_or_none",
     "ip_or_none",
+    "iso_ts_or_none",
     "json_text",
+    "json_text_nonempty",
     "now",
     "parse_ts",
     "reference_time",
+    "strict_ip_or_none",
     "syslog_facility_name",
     "syslog_severity_name",
     "syslog_ts",
@@ -170,6 +176,62 @@ def ip_or_none(value: Any) -> str | None:
     return str(ip)
 
 
+def strict_ip_or_none(value: Any) -> str | None:
+    """The IP address as `ipaddress` writes it, or None for anything but non-empty address text.
+
+    Unlike `ip_or_none` it reads the text as it is: no trimming, no [brackets], a zone suffix
+    is kept (fe80::1%eth0) and IPv4-mapped IPv6 stays IPv6."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def iso_ts_or_none(value: Any) -> datetime | None:
+    """A time in UTC from ISO 8601 text (naive taken as UTC), None for anything else.
+
+    Unlike `parse_ts` it never raises and reads neither epoch numbers nor padded text."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def int_cast_or_none(value: Any) -> int | None:
+    """`int(value)`, or None for a bool or where int() raises TypeError/ValueError.
+
+    Unlike `to_int` it truncates floats (2.5 -> 2), reads no hex and gives None for bools."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def digits_int_or_none(value: Any) -> int | None:
+    """An int (not a bool) as it is, or text of digits only (no sign, no spaces); else None.
+
+    Stricter than `to_int`: no floats, no hex, no padding."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` if it is a dict, else a new empty dict (for chaining `.get`)."""
+    return value if isinstance(value, dict) else {}
+
+
 def to_int(value: Any) -> int | None:
     """An integer from an int, an integral float or decimal/hex text; None otherwise."""
     if isinstance(value, bool):
@@ -261,6 +323,14 @@ def json_text(value: Any) -> str | None:
     if value is None:
         return None
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def json_text_nonempty(value: Any, *, sort_keys: bool) -> str | None:
+    """Compact JSON text, None for None, {} and []. Unlike `json_text` it leaves key order
+    to the caller and raises TypeError for values JSON cannot hold."""
+    if value in (None, {}, []):
+        return None
+    return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys)
 
 
 _FACILITIES = (

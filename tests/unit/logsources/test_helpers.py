@@ -7,11 +7,17 @@ from datetime import UTC, datetime
 import pytest
 
 from tarn.logsources.helpers import (
+    as_dict,
     dig,
+    digits_int_or_none,
+    int_cast_or_none,
     ip_or_none,
+    iso_ts_or_none,
     json_text,
+    json_text_nonempty,
     parse_ts,
     reference_time,
+    strict_ip_or_none,
     syslog_facility_name,
     syslog_severity_name,
     syslog_ts,
@@ -106,3 +112,97 @@ def test_small_helpers() -> None:
     assert json_text({"b": 1, "a": None}) == '{"a":null,"b":1}' and json_text(None) is None
     assert syslog_facility_name(4) == "auth" and syslog_severity_name(6) == "informational"
     assert syslog_facility_name(99) is None
+
+
+# --- the strict variants the built-in transforms use -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("10.0.0.1", "10.0.0.1"),
+        ("2001:DB8::1", "2001:db8::1"),
+        ("::ffff:1.2.3.4", "::ffff:102:304"),  # not unwrapped, unlike ip_or_none
+        ("fe80::1%eth0", "fe80::1%eth0"),  # zone kept
+        (" 10.0.0.1", None),  # not trimmed
+        ("[::1]", None),
+        ("", None),
+        ("gce-internal-ip", None),
+        (None, None),
+        (167772161, None),
+    ],
+)
+def test_strict_ip_or_none(value: object, expected: str | None) -> None:
+    assert strict_ip_or_none(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-20T01:02:03Z", datetime(2026, 11, 20, 1, 2, 3, tzinfo=UTC)),
+        ("2026-11-20T02:02:03+01:00", datetime(2026, 11, 20, 1, 2, 3, tzinfo=UTC)),
+        ("2026-11-20T01:02:03", datetime(2026, 11, 20, 1, 2, 3, tzinfo=UTC)),
+        ("1795136523", None),  # no epoch text, unlike parse_ts
+        (1795136523, None),
+        ("not a time", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_iso_ts_or_none(value: object, expected: datetime | None) -> None:
+    assert iso_ts_or_none(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (7, 7),
+        ("42", 42),
+        (" 42 ", 42),
+        (2.9, 2),  # truncated, unlike to_int
+        (True, None),
+        ("0x10", None),
+        ("4.0", None),
+        (None, None),
+        ([1], None),
+        (float("nan"), None),
+    ],
+)
+def test_int_cast_or_none(value: object, expected: int | None) -> None:
+    assert int_cast_or_none(value) == expected
+
+
+def test_as_dict() -> None:
+    d = {"a": 1}
+    assert as_dict(d) is d
+    assert as_dict(None) == {}
+    assert as_dict([("a", 1)]) == {}
+    assert as_dict("x") == {}
+
+
+def test_json_text_nonempty() -> None:
+    assert json_text_nonempty({"b": 1, "a": [1, 2]}, sort_keys=True) == '{"a":[1,2],"b":1}'
+    assert json_text_nonempty({"b": 1, "a": 2}, sort_keys=False) == '{"b":1,"a":2}'
+    for empty in (None, {}, []):
+        assert json_text_nonempty(empty, sort_keys=True) is None
+    assert json_text_nonempty("", sort_keys=True) == '""'
+    assert json_text_nonempty(0, sort_keys=True) == "0"
+    with pytest.raises(TypeError):
+        json_text_nonempty({"when": datetime(2026, 1, 1)}, sort_keys=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (7, 7),
+        ("42", 42),
+        (" 42", None),
+        ("-1", None),
+        ("4.0", None),
+        (2.0, None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_digits_int_or_none(value: object, expected: int | None) -> None:
+    assert digits_int_or_none(value) == expected

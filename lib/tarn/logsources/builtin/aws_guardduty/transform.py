@@ -14,10 +14,16 @@ outbound connection goes to it (destination.*), with the instance as the source.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from datetime import UTC, datetime
 from typing import Any
+
+from tarn.logsources.helpers import (
+    as_dict,
+    int_cast_or_none,
+    iso_ts_or_none,
+    json_text_nonempty,
+    strict_ip_or_none,
+)
 
 # GuardDuty severity bands; Critical (9.0-10.0) is used by attack sequence findings.
 _BANDS = ((9.0, "Critical"), (7.0, "High"), (4.0, "Medium"), (1.0, "Low"))
@@ -36,44 +42,6 @@ _MALWARE = frozenset(("Backdoor", "CryptoCurrency", "Trojan", "Execution"))
 _NETWORK_ACTIONS = frozenset(("NETWORK_CONNECTION", "PORT_PROBE", "DNS_REQUEST"))
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _json(value: Any) -> str | None:
-    return None if value in (None, {}, []) else json.dumps(value, separators=(",", ":"))
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _severity_label(severity: float | None) -> str | None:
     if severity is None:
         return None
@@ -90,33 +58,38 @@ def _user_agent(extra: dict[str, Any]) -> str | None:
         value = extra.get("value")
         if isinstance(value, str) and "fullUserAgent" in value:
             try:
-                agent = _dict(json.loads(value)).get("userAgent")
+                agent = as_dict(json.loads(value)).get("userAgent")
             except ValueError:
                 return None
-    return _dict(agent).get("fullUserAgent")
+    return as_dict(agent).get("fullUserAgent")
 
 
 def _endpoint(details: dict[str, Any] | None, port: Any = None) -> dict[str, Any]:
     """ECS source/destination fields from GuardDuty's remoteIpDetails."""
     if not details:
-        return {"port": _int(port)} if port is not None else {}
-    org = _dict(details.get("organization"))
+        return {"port": int_cast_or_none(port)} if port is not None else {}
+    org = as_dict(details.get("organization"))
     return {
-        "ip": _ip(details.get("ipAddressV4")) or _ip(details.get("ipAddressV6")),
-        "port": _int(port),
+        "ip": strict_ip_or_none(details.get("ipAddressV4"))
+        or strict_ip_or_none(details.get("ipAddressV6")),
+        "port": int_cast_or_none(port),
         "geo": {
-            "country_name": _dict(details.get("country")).get("countryName") or None,
-            "city_name": _dict(details.get("city")).get("cityName") or None,
+            "country_name": as_dict(details.get("country")).get("countryName") or None,
+            "city_name": as_dict(details.get("city")).get("cityName") or None,
         },
-        "as": {"number": _int(org.get("asn")), "organization": {"name": org.get("asnOrg")}},
+        "as": {
+            "number": int_cast_or_none(org.get("asn")),
+            "organization": {"name": org.get("asnOrg")},
+        },
     }
 
 
 def _local(details: Any, port: Any = None) -> dict[str, Any]:
-    details = _dict(details)
+    details = as_dict(details)
     return {
-        "ip": _ip(details.get("ipAddressV4")) or _ip(details.get("ipAddressV6")),
-        "port": _int(port),
+        "ip": strict_ip_or_none(details.get("ipAddressV4"))
+        or strict_ip_or_none(details.get("ipAddressV6")),
+        "port": int_cast_or_none(port),
     }
 
 
@@ -138,18 +111,18 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("not a GuardDuty finding: id, type and service are required")
 
     ftype = finding["type"]
-    service = _dict(finding.get("service"))
-    resource = _dict(finding.get("resource"))
-    action = _dict(service.get("action"))
+    service = as_dict(finding.get("service"))
+    resource = as_dict(finding.get("resource"))
+    action = as_dict(service.get("action"))
     action_type = action.get("actionType")
     severity = finding.get("severity")
     if isinstance(severity, bool) or not isinstance(severity, (int, float)):
         severity = None
 
     ts = (
-        _time(finding.get("updatedAt"))
-        or _time(envelope.get("time") if envelope else None)
-        or _time(finding.get("createdAt"))
+        iso_ts_or_none(finding.get("updatedAt"))
+        or iso_ts_or_none(envelope.get("time") if envelope else None)
+        or iso_ts_or_none(finding.get("createdAt"))
     )
     if ts is None:
         raise ValueError("finding has no usable updatedAt or createdAt time")
@@ -165,14 +138,14 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
     detail: dict[str, Any] = {}
     for key in _ACTIONS:
         if key in action:
-            detail = _dict(action[key])
+            detail = as_dict(action[key])
             break
     if "networkConnectionAction" in action:
         remote = _endpoint(
-            detail.get("remoteIpDetails"), _dict(detail.get("remotePortDetails")).get("port")
+            detail.get("remoteIpDetails"), as_dict(detail.get("remotePortDetails")).get("port")
         )
         local = _local(
-            detail.get("localIpDetails"), _dict(detail.get("localPortDetails")).get("port")
+            detail.get("localIpDetails"), as_dict(detail.get("localPortDetails")).get("port")
         )
         direction = (detail.get("connectionDirection") or "").lower()
         if direction == "outbound":
@@ -186,10 +159,10 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
         blocked = detail.get("blocked")
     elif "portProbeAction" in action:
         probes = detail.get("portProbeDetails") or []
-        first = _dict(probes[0]) if probes else {}
+        first = as_dict(probes[0]) if probes else {}
         source = _endpoint(first.get("remoteIpDetails"))
         destination = _local(
-            first.get("localIpDetails"), _dict(first.get("localPortDetails")).get("port")
+            first.get("localIpDetails"), as_dict(first.get("localPortDetails")).get("port")
         )
         network = {"direction": "inbound"}
         blocked = detail.get("blocked")
@@ -205,27 +178,30 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
         source = _endpoint(detail.get("remoteIpDetails"))
         if not source.get("ip"):
             ips = detail.get("sourceIps") or []
-            source = {"ip": _ip(ips[0]) if ips else None}
+            source = {"ip": strict_ip_or_none(ips[0]) if ips else None}
         api = detail.get("verb")
         user_agent = detail.get("userAgent")
     elif "rdsLoginAttemptAction" in action:
         source = _endpoint(detail.get("remoteIpDetails"))
 
-    extra = _dict(service.get("additionalInfo"))
+    extra = as_dict(service.get("additionalInfo"))
     if user_agent is None:
         user_agent = _user_agent(extra)
 
     # --- the resource
-    instance = _dict(resource.get("instanceDetails"))
-    access_key = _dict(resource.get("accessKeyDetails"))
-    k8s_user = _dict(_dict(resource.get("kubernetesDetails")).get("kubernetesUserDetails"))
+    instance = as_dict(resource.get("instanceDetails"))
+    access_key = as_dict(resource.get("accessKeyDetails"))
+    k8s_user = as_dict(as_dict(resource.get("kubernetesDetails")).get("kubernetesUserDetails"))
     buckets = [b.get("name") for b in resource.get("s3BucketDetails") or [] if isinstance(b, dict)]
     related_ip = [ip for ip in (source.get("ip"), destination.get("ip")) if ip]
     hosts: list[str] = []
     for nic in instance.get("networkInterfaces") or []:
         if not isinstance(nic, dict):
             continue
-        for ip in (_ip(nic.get("privateIpAddress")), _ip(nic.get("publicIp"))):
+        for ip in (
+            strict_ip_or_none(nic.get("privateIpAddress")),
+            strict_ip_or_none(nic.get("publicIp")),
+        ):
             if ip and ip not in related_ip:
                 related_ip.append(ip)
         hosts.extend(h for h in (nic.get("privateDnsName"), nic.get("publicDnsName")) if h)
@@ -238,7 +214,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
         category.append("network")
     if purpose in _MALWARE:
         category.append("malware")
-    evidence = _dict(service.get("evidence"))
+    evidence = as_dict(service.get("evidence"))
     intel = [d for d in evidence.get("threatIntelligenceDetails") or [] if isinstance(d, dict)]
 
     return {
@@ -252,9 +228,9 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
             "id": finding["id"],
             "provider": "guardduty",
             "severity": int(severity) if severity is not None else None,
-            "created": _time(finding.get("createdAt")),
-            "start": _time(service.get("eventFirstSeen")),
-            "end": _time(service.get("eventLastSeen")),
+            "created": iso_ts_or_none(finding.get("createdAt")),
+            "start": iso_ts_or_none(service.get("eventFirstSeen")),
+            "end": iso_ts_or_none(service.get("eventLastSeen")),
         },
         "rule": {"id": ftype, "name": ftype, "category": purpose},
         "cloud": {
@@ -281,7 +257,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                 "detector_id": service.get("detectorId"),
                 "feature_name": service.get("featureName"),
                 "archived": service.get("archived"),
-                "count": _int(service.get("count")),
+                "count": int_cast_or_none(service.get("count")),
                 "resource_role": service.get("resourceRole"),
                 "resource_type": resource.get("resourceType"),
                 "action_type": action_type,
@@ -291,14 +267,14 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                 "access_key_id": access_key.get("accessKeyId"),
                 "user_type": access_key.get("userType"),
                 "s3_bucket_names": [b for b in buckets if b],
-                "eks_cluster_name": _dict(resource.get("eksClusterDetails")).get("name"),
+                "eks_cluster_name": as_dict(resource.get("eksClusterDetails")).get("name"),
                 "threat_list_names": [
                     d["threatListName"] for d in intel if d.get("threatListName")
                 ],
                 "threat_names": [n for d in intel for n in d.get("threatNames") or []],
-                "resource": _json(resource),
-                "action": _json(action),
-                "additional_info": _json(extra),
+                "resource": json_text_nonempty(resource, sort_keys=False),
+                "action": json_text_nonempty(action, sort_keys=False),
+                "additional_info": json_text_nonempty(extra, sort_keys=False),
             }
         },
         "related": {

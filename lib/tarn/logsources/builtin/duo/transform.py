@@ -8,23 +8,16 @@ Device posture fields that Duo sends as booleans or as "unknown" are kept as tex
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from tarn.logsources.helpers import json_text_nonempty, strict_ip_or_none
+
 _OUTCOME = {"success": "success", "denied": "failure", "fraud": "failure", "error": "failure"}
 
 
-@lru_cache(maxsize=4096)
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
+_ip = lru_cache(maxsize=4096)(strict_ip_or_none)
 
 
 def _ts(record: dict[str, Any]) -> datetime:
@@ -39,12 +32,6 @@ def _ts(record: dict[str, Any]) -> datetime:
     if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
         return datetime.fromtimestamp(epoch, UTC)
     raise ValueError("Duo record has neither a valid isotimestamp nor an epoch timestamp")
-
-
-def _json(value: Any) -> str | None:
-    if value in (None, [], {}):
-        return None
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def _text(value: Any) -> str | None:
@@ -128,7 +115,9 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                     "is_password_set": _text(access.get("is_password_set")),
                     "flash_version": _text(access.get("flash_version")),
                     "java_version": _text(access.get("java_version")),
-                    "security_agents": _json(access.get("security_agents")),
+                    "security_agents": json_text_nonempty(
+                        access.get("security_agents"), sort_keys=True
+                    ),
                 },
                 "auth_device": {
                     "name": auth_device.get("name"),
@@ -140,7 +129,9 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                         "country": auth_where.get("country") or None,
                     },
                 },
-                "adaptive_trust_assessments": _json(record.get("adaptive_trust_assessments")),
+                "adaptive_trust_assessments": json_text_nonempty(
+                    record.get("adaptive_trust_assessments"), sort_keys=True
+                ),
             }
         },
         "related": {

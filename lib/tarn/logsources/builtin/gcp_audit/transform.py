@@ -13,11 +13,17 @@ deltas are added to related.user too.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
+
+from tarn.logsources.helpers import (
+    as_dict,
+    int_cast_or_none,
+    iso_ts_or_none,
+    json_text_nonempty,
+    strict_ip_or_none,
+)
 
 _AUDIT_LOG = "type.googleapis.com/google.cloud.audit.AuditLog"
 
@@ -74,46 +80,8 @@ _LOG_TYPES = {
 _VERB_CACHE: dict[str, str] = {}
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None  # "private", "gce-internal-ip", a host name
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
-
-
-def _json(value: Any) -> str | None:
-    return None if value in (None, {}, []) else json.dumps(value, separators=(",", ":"))
 
 
 def _event_type(method: str) -> str:
@@ -142,7 +110,7 @@ def _member(value: Any) -> str | None:
 
 def _binding_deltas(payload: dict[str, Any]) -> list[dict[str, Any]]:
     for holder in (payload.get("serviceData"), payload.get("metadata")):
-        delta = _dict(_dict(holder).get("policyDelta"))
+        delta = as_dict(as_dict(holder).get("policyDelta"))
         deltas = delta.get("bindingDeltas")
         if isinstance(deltas, list):
             return [d for d in deltas if isinstance(d, dict)]
@@ -155,26 +123,26 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
     payload = record.get("protoPayload")
     if not isinstance(payload, dict) or payload.get("@type") != _AUDIT_LOG:
         raise ValueError("not a Cloud Audit Logs entry: protoPayload is not an AuditLog")
-    ts = _time(record.get("timestamp")) or _time(record.get("receiveTimestamp"))
+    ts = iso_ts_or_none(record.get("timestamp")) or iso_ts_or_none(record.get("receiveTimestamp"))
     if ts is None:
         raise ValueError("Cloud Audit Logs entry without a usable timestamp")
 
     method = payload.get("methodName") or ""
     service = payload.get("serviceName")
-    auth = _dict(payload.get("authenticationInfo"))
-    meta = _dict(payload.get("requestMetadata"))
-    status = _dict(payload.get("status"))
-    resource = _dict(record.get("resource"))
-    labels = _dict(resource.get("labels"))
+    auth = as_dict(payload.get("authenticationInfo"))
+    meta = as_dict(payload.get("requestMetadata"))
+    status = as_dict(payload.get("status"))
+    resource = as_dict(record.get("resource"))
+    labels = as_dict(resource.get("labels"))
     log_name = record.get("logName") or ""
-    operation = _dict(record.get("operation"))
+    operation = as_dict(record.get("operation"))
 
     principal = auth.get("principalEmail") or None
     delegation = []
     for hop in auth.get("serviceAccountDelegationInfo") or []:
-        hop = _dict(hop)
-        first = _dict(hop.get("firstPartyPrincipal")).get("principalEmail")
-        third = _dict(hop.get("thirdPartyPrincipal")).get("thirdPartyClaims")
+        hop = as_dict(hop)
+        first = as_dict(hop.get("firstPartyPrincipal")).get("principalEmail")
+        third = as_dict(hop.get("thirdPartyPrincipal")).get("thirdPartyClaims")
         if first:
             delegation.append(first)
         elif third:
@@ -182,7 +150,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
     deltas = _binding_deltas(payload)
     members = [_member(d.get("member")) for d in deltas]
 
-    authz = [_dict(a) for a in payload.get("authorizationInfo") or []]
+    authz = [as_dict(a) for a in payload.get("authorizationInfo") or []]
     permissions = [a["permission"] for a in authz if a.get("permission")]
     code = status.get("code")
     failed = isinstance(code, int) and code != 0
@@ -191,7 +159,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
         denied = failed = True
 
     raw_ip = meta.get("callerIp")
-    source_ip = _ip(raw_ip)
+    source_ip = strict_ip_or_none(raw_ip)
     project = labels.get("project_id")
     if not project and log_name.startswith("projects/"):
         project = log_name.split("/", 2)[1]
@@ -248,25 +216,25 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                 "log_name": log_name or None,
                 "resource_name": payload.get("resourceName"),
                 "resource_type": resource.get("type"),
-                "resource_labels": _json(labels),
+                "resource_labels": json_text_nonempty(labels, sort_keys=False),
                 "principal_subject": auth.get("principalSubject"),
                 "service_account_key_name": auth.get("serviceAccountKeyName"),
                 "delegation": delegation,
                 "caller_network": meta.get("callerNetwork"),
                 "permissions": permissions,
-                "authorization_info": _json(authz),
-                "binding_deltas": _json(deltas),
-                "num_response_items": _int(payload.get("numResponseItems")),
-                "request": _json(payload.get("request")),
-                "response": _json(payload.get("response")),
-                "metadata": _json(payload.get("metadata")),
+                "authorization_info": json_text_nonempty(authz, sort_keys=False),
+                "binding_deltas": json_text_nonempty(deltas, sort_keys=False),
+                "num_response_items": int_cast_or_none(payload.get("numResponseItems")),
+                "request": json_text_nonempty(payload.get("request"), sort_keys=False),
+                "response": json_text_nonempty(payload.get("response"), sort_keys=False),
+                "metadata": json_text_nonempty(payload.get("metadata"), sort_keys=False),
                 "operation": {
                     "id": operation.get("id"),
                     "producer": operation.get("producer"),
                     "first": _bool(operation.get("first")),
                     "last": _bool(operation.get("last")),
                 },
-                "receive_timestamp": _time(record.get("receiveTimestamp")),
+                "receive_timestamp": iso_ts_or_none(record.get("receiveTimestamp")),
             }
         },
         "related": {

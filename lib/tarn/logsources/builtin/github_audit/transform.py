@@ -9,10 +9,11 @@ their own are kept together as JSON in github.extra.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from datetime import UTC, datetime
 from typing import Any
+
+from tarn.logsources.helpers import strict_ip_or_none
 
 _IAM_USER = (["iam"], ["user", "change"])
 _IAM_ADMIN = (["iam"], ["user", "change", "admin"])
@@ -130,15 +131,6 @@ def _time(value: Any) -> datetime | None:
     return None
 
 
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
 def _str(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -176,7 +168,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
 
     actor = _str(record.get("actor"))
     target = _str(record.get("user"))
-    ip = _ip(record.get("actor_ip"))
+    ip = strict_ip_or_none(record.get("actor_ip"))
     location = record.get("actor_location")
     country = location.get("country_code") if isinstance(location, dict) else None
     repo = record.get("repo") or record.get("repository")

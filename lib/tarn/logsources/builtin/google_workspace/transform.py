@@ -12,10 +12,10 @@ in google_workspace.parameters, and the well-known ones get fields of their own.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from datetime import UTC, datetime
 from typing import Any
+
+from tarn.logsources.helpers import as_dict, int_cast_or_none, iso_ts_or_none, strict_ip_or_none
 
 _TABLES = {"login": "login", "admin": "admin"}
 
@@ -84,40 +84,6 @@ _OUTCOMES = {
 _CHALLENGE = {"Challenge Passed": "success", "Challenge Failed": "failure", "passed": "success"}
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -149,13 +115,13 @@ def _params(items: Any) -> dict[str, Any]:
         elif "boolValue" in item:
             value = item["boolValue"]
         elif "intValue" in item:
-            value = _int(item["intValue"])
+            value = int_cast_or_none(item["intValue"])
         elif "multiIntValue" in item:
-            value = [_int(v) for v in item["multiIntValue"] or []]
+            value = [int_cast_or_none(v) for v in item["multiIntValue"] or []]
         elif "messageValue" in item:
-            value = _params(_dict(item["messageValue"]).get("parameter"))
+            value = _params(as_dict(item["messageValue"]).get("parameter"))
         elif "multiMessageValue" in item:
-            value = [_params(_dict(m).get("parameter")) for m in item["multiMessageValue"] or []]
+            value = [_params(as_dict(m).get("parameter")) for m in item["multiMessageValue"] or []]
         else:
             value = None
         out[item["name"]] = value
@@ -183,17 +149,17 @@ def transform(record: dict[str, Any]) -> list[dict[str, Any]]:
     events = record.get("events")
     if not isinstance(ident, dict) or not isinstance(events, list):
         raise ValueError("not a Reports API activity: id and events[] are required")
-    ts = _time(ident.get("time"))
+    ts = iso_ts_or_none(ident.get("time"))
     if ts is None:
         raise ValueError(f"id.time is not an ISO 8601 time: {ident.get('time')!r}")
     app = ident.get("applicationName")
     table = _TABLES.get(app or "")
 
-    actor = _dict(record.get("actor"))
+    actor = as_dict(record.get("actor"))
     actor_email = actor.get("email")
-    network = _dict(record.get("networkInfo"))
+    network = as_dict(record.get("networkInfo"))
     asns = network.get("ipAsn") or []
-    source_ip = _ip(record.get("ipAddress"))
+    source_ip = strict_ip_or_none(record.get("ipAddress"))
 
     rows = []
     for event in events:
@@ -239,7 +205,9 @@ def transform(record: dict[str, Any]) -> list[dict[str, Any]]:
                     "country_iso_code": network.get("regionCode"),
                     "region_iso_code": network.get("subdivisionCode"),
                 },
-                "as": {"number": _int(asns[0]) if isinstance(asns, list) and asns else None},
+                "as": {
+                    "number": int_cast_or_none(asns[0]) if isinstance(asns, list) and asns else None
+                },
             },
             "organization": {"id": ident.get("customerId")},
             "google_workspace": {

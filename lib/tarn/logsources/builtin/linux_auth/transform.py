@@ -17,12 +17,13 @@ Feb 29 falls back to the latest leap year. "Now" is the framework's clock
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
+
+from tarn.logsources.helpers import digits_int_or_none, strict_ip_or_none
 
 _MONTHS = {
     m: i
@@ -100,22 +101,7 @@ def _ts(record: dict[str, Any]) -> datetime:
     return _ts_3164(text)
 
 
-@lru_cache(maxsize=4096)
-def _ip(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+_ip = lru_cache(maxsize=4096)(strict_ip_or_none)
 
 
 # --- sshd ---------------------------------------------------------------------------------
@@ -163,8 +149,8 @@ def _kv(text: str) -> dict[str, str]:
 
 
 def _base(record: dict[str, Any], message: str) -> dict[str, Any]:
-    facility = _int(record.get("facility"))
-    severity = _int(record.get("severity"))
+    facility = digits_int_or_none(record.get("facility"))
+    severity = digits_int_or_none(record.get("severity"))
     host = record.get("hostname") or None
     app = record.get("appname") or None
     sd = record.get("structured_data")
@@ -173,7 +159,7 @@ def _base(record: dict[str, Any], message: str) -> dict[str, Any]:
         "message": message,
         "event": {"kind": "event", "action": "other", "type": ["info"]},
         "host": {"hostname": host},
-        "process": {"name": app, "pid": _int(record.get("procid"))},
+        "process": {"name": app, "pid": digits_int_or_none(record.get("procid"))},
         "log": {
             "syslog": {
                 "facility": {"code": facility},

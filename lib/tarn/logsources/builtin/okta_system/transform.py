@@ -8,10 +8,15 @@ type: the useful keys get their own fields and the whole of it is kept as JSON.
 
 from __future__ import annotations
 
-import ipaddress
-import json
-from datetime import UTC, datetime
 from typing import Any
+
+from tarn.logsources.helpers import (
+    as_dict,
+    int_cast_or_none,
+    iso_ts_or_none,
+    json_text_nonempty,
+    strict_ip_or_none,
+)
 
 _OUTCOMES = {
     "SUCCESS": "success",
@@ -83,44 +88,6 @@ _DEFAULT = (["configuration"], ["info"])
 _ALERTS = frozenset(("security.threat.detected", "security.attack.start"))
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _json(value: Any) -> str | None:
-    return None if value in (None, {}, []) else json.dumps(value, separators=(",", ":"))
-
-
 def _risk_level(risk: Any) -> str | None:
     """'{reasons=New Geo-Location, New Device, level=HIGH}' -> 'HIGH'."""
     if not isinstance(risk, str):
@@ -157,20 +124,20 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
     event_type = record.get("eventType")
     if not isinstance(event_type, str) or not event_type:
         raise ValueError("not an Okta LogEvent: eventType is missing")
-    ts = _time(record.get("published"))
+    ts = iso_ts_or_none(record.get("published"))
     if ts is None:
         raise ValueError(f"published is not an ISO 8601 time: {record.get('published')!r}")
 
-    actor = _dict(record.get("actor"))
-    client = _dict(record.get("client"))
-    agent = _dict(client.get("userAgent"))
-    place = _dict(client.get("geographicalContext"))
-    outcome = _dict(record.get("outcome"))
-    auth = _dict(record.get("authenticationContext"))
-    issuer = _dict(auth.get("issuer"))
-    security = _dict(record.get("securityContext"))
-    debug = _dict(_dict(record.get("debugContext")).get("debugData"))
-    transaction = _dict(record.get("transaction"))
+    actor = as_dict(record.get("actor"))
+    client = as_dict(record.get("client"))
+    agent = as_dict(client.get("userAgent"))
+    place = as_dict(client.get("geographicalContext"))
+    outcome = as_dict(record.get("outcome"))
+    auth = as_dict(record.get("authenticationContext"))
+    issuer = as_dict(auth.get("issuer"))
+    security = as_dict(record.get("securityContext"))
+    debug = as_dict(as_dict(record.get("debugContext")).get("debugData"))
+    transaction = as_dict(record.get("transaction"))
     targets = [t for t in record.get("target") or [] if isinstance(t, dict)]
 
     target_user: dict[str, Any] = {}
@@ -185,12 +152,12 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
         elif kind == "UserGroup" and not target_group:
             target_group = target
 
-    source_ip = _ip(client.get("ipAddress"))
+    source_ip = strict_ip_or_none(client.get("ipAddress"))
     related_ip = [source_ip] if source_ip else []
     chain = record.get("request")
-    chain = _dict(chain).get("ipChain") or []
+    chain = as_dict(chain).get("ipChain") or []
     for hop in chain:
-        ip = _ip(_dict(hop).get("ip"))
+        ip = strict_ip_or_none(as_dict(hop).get("ip"))
         if ip and ip not in related_ip:
             related_ip.append(ip)
 
@@ -239,7 +206,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                 "postal_code": place.get("postalCode"),
             },
             "as": {
-                "number": _int(security.get("asNumber")),
+                "number": int_cast_or_none(security.get("asNumber")),
                 "organization": {"name": security.get("asOrg")},
             },
         },
@@ -254,14 +221,14 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
             "client": {"zone": zone if zone != "null" else None, "id": client.get("id")},
             "outcome": {"result": result},
             "legacy_event_type": record.get("legacyEventType"),
-            "target": _json(targets),
+            "target": json_text_nonempty(targets, sort_keys=False),
             "transaction": {"id": transaction.get("id"), "type": transaction.get("type")},
             "authentication_context": {
                 "authentication_provider": auth.get("authenticationProvider"),
                 "credential_provider": auth.get("credentialProvider"),
                 "credential_type": auth.get("credentialType"),
                 "interface": auth.get("interface"),
-                "authentication_step": _int(auth.get("authenticationStep")),
+                "authentication_step": int_cast_or_none(auth.get("authenticationStep")),
                 "external_session_id": auth.get("externalSessionId"),
                 "issuer": {"id": issuer.get("id"), "type": issuer.get("type")},
             },
@@ -282,10 +249,10 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                     "behaviors": debug.get("behaviors"),
                     "factor": debug.get("factor"),
                     "privilege_granted": debug.get("privilegeGranted"),
-                    "flattened": _json(debug),
+                    "flattened": json_text_nonempty(debug, sort_keys=False),
                 }
             },
-            "request": {"ip_chain": _json(chain)},
+            "request": {"ip_chain": json_text_nonempty(chain, sort_keys=False)},
         },
         "related": {
             "ip": related_ip,

@@ -12,12 +12,17 @@ not the full Public Suffix List: good for grouping by domain, not authoritative.
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+
+from tarn.logsources.helpers import (
+    as_dict,
+    digits_int_or_none,
+    json_text_nonempty,
+    strict_ip_or_none,
+)
 
 _MULTI_LABEL_SUFFIXES = frozenset(
     {
@@ -75,32 +80,7 @@ def _time(value: Any) -> datetime | None:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-@lru_cache(maxsize=8192)
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
-def _json(value: Any) -> str | None:
-    if value in (None, [], {}):
-        return None
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+_ip = lru_cache(maxsize=8192)(strict_ip_or_none)
 
 
 @lru_cache(maxsize=8192)
@@ -128,11 +108,11 @@ def _base(record: dict[str, Any], table: str) -> dict[str, Any]:
     src = _ip(record.get("src_ip"))
     dst = _ip(record.get("dest_ip"))
     proto = record.get("proto")
-    flow = _dict(record.get("flow"))
-    to_server_pkts = _int(flow.get("pkts_toserver"))
-    to_client_pkts = _int(flow.get("pkts_toclient"))
-    to_server_bytes = _int(flow.get("bytes_toserver"))
-    to_client_bytes = _int(flow.get("bytes_toclient"))
+    flow = as_dict(record.get("flow"))
+    to_server_pkts = digits_int_or_none(flow.get("pkts_toserver"))
+    to_client_pkts = digits_int_or_none(flow.get("pkts_toclient"))
+    to_server_bytes = digits_int_or_none(flow.get("bytes_toserver"))
+    to_client_bytes = digits_int_or_none(flow.get("bytes_toclient"))
     flow_id = record.get("flow_id")
     return {
         "_table": table,
@@ -147,13 +127,13 @@ def _base(record: dict[str, Any], table: str) -> dict[str, Any]:
         },
         "source": {
             "ip": src,
-            "port": _int(record.get("src_port")),
+            "port": digits_int_or_none(record.get("src_port")),
             "bytes": to_server_bytes,
             "packets": to_server_pkts,
         },
         "destination": {
             "ip": dst,
-            "port": _int(record.get("dest_port")),
+            "port": digits_int_or_none(record.get("dest_port")),
             "bytes": to_client_bytes,
             "packets": to_client_pkts,
         },
@@ -170,7 +150,7 @@ def _base(record: dict[str, Any], table: str) -> dict[str, Any]:
             "eve": {
                 "event_type": record.get("event_type"),
                 "flow_id": str(flow_id) if flow_id is not None else None,
-                "tx_id": _int(record.get("tx_id")),
+                "tx_id": digits_int_or_none(record.get("tx_id")),
                 "pkt_src": record.get("pkt_src"),
                 "direction": record.get("direction"),
                 "vlan": [v for v in record.get("vlan") or [] if isinstance(v, int)],
@@ -187,8 +167,8 @@ def _http_fields(http: dict[str, Any], out: dict[str, Any]) -> None:
     path, query = None, None
     if isinstance(uri, str):
         path, _, query = uri.partition("?")
-    status = _int(http.get("status"))
-    port = _int(http.get("http_port"))
+    status = digits_int_or_none(http.get("status"))
+    port = digits_int_or_none(http.get("http_port"))
     full = None
     if host and isinstance(uri, str):
         full = uri if uri.startswith(("http://", "https://")) else f"http://{host}{uri}"
@@ -212,7 +192,7 @@ def _http_fields(http: dict[str, Any], out: dict[str, Any]) -> None:
         },
         "response": {
             "status_code": status,
-            "body": {"bytes": _int(http.get("length"))},
+            "body": {"bytes": digits_int_or_none(http.get("length"))},
             "mime_type": http.get("http_content_type"),
         },
     }
@@ -228,12 +208,12 @@ def _http_fields(http: dict[str, Any], out: dict[str, Any]) -> None:
 
 
 def _alert(record: dict[str, Any], out: dict[str, Any]) -> None:
-    alert = _dict(record.get("alert"))
+    alert = as_dict(record.get("alert"))
     if not alert:
         raise ValueError("EVE alert record has no alert object")
     action = alert.get("action")
-    severity = _int(alert.get("severity"))
-    sid = _int(alert.get("signature_id"))
+    severity = digits_int_or_none(alert.get("severity"))
+    sid = digits_int_or_none(alert.get("signature_id"))
     out["event"].update(
         kind="alert",
         category=["network", "intrusion_detection"],
@@ -247,28 +227,29 @@ def _alert(record: dict[str, Any], out: dict[str, Any]) -> None:
         "category": alert.get("category"),
         "version": str(alert["rev"]) if alert.get("rev") is not None else None,
     }
-    http = _dict(record.get("http"))
+    http = as_dict(record.get("http"))
     if http:
         _http_fields(http, out)
-    dns = _dict(record.get("dns"))
+    dns = as_dict(record.get("dns"))
     names = _dns_names(dns)
     if names:
         out["dns"] = {"question": {"name": names[0][0]}}
         out["related"]["hosts"].extend(n for n, _ in names)
-    tls = _dict(record.get("tls"))
+    tls = as_dict(record.get("tls"))
     if tls.get("sni"):
         out["tls"] = {"client": {"server_name": tls["sni"]}}
         out["related"]["hosts"].append(tls["sni"])
     out["suricata"]["eve"]["alert"] = {
-        "gid": _int(alert.get("gid")),
+        "gid": digits_int_or_none(alert.get("gid")),
         "signature_id": sid,
-        "rev": _int(alert.get("rev")),
+        "rev": digits_int_or_none(alert.get("rev")),
         "severity": severity,
         "action": action,
-        "metadata": _json(alert.get("metadata")),
+        "metadata": json_text_nonempty(alert.get("metadata"), sort_keys=True),
     }
-    out["suricata"]["eve"]["app_layer"] = _json(
-        {k: record[k] for k in ("http", "dns", "tls", "smb", "ssh", "files") if k in record}
+    out["suricata"]["eve"]["app_layer"] = json_text_nonempty(
+        {k: record[k] for k in ("http", "dns", "tls", "smb", "ssh", "files") if k in record},
+        sort_keys=True,
     )
     out["suricata"]["eve"]["payload_printable"] = record.get("payload_printable")
 
@@ -293,7 +274,7 @@ def _dns_names(dns: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 def _dns(record: dict[str, Any], out: dict[str, Any]) -> None:
-    dns = _dict(record.get("dns"))
+    dns = as_dict(record.get("dns"))
     if not dns:
         raise ValueError("EVE dns record has no dns object")
     names = _dns_names(dns)
@@ -303,7 +284,7 @@ def _dns(record: dict[str, Any], out: dict[str, Any]) -> None:
     kind = "answer" if kind in ("answer", "response") else "query" if kind == "request" else kind
     answers = [a for a in dns.get("answers") or [] if isinstance(a, dict)]
     resolved = [ip for ip in (_ip(a.get("rdata")) for a in answers) if ip]
-    grouped = _dict(dns.get("grouped"))
+    grouped = as_dict(dns.get("grouped"))
     if not answers and grouped:  # answers logged in grouped form only
         resolved = [ip for t in ("A", "AAAA") for ip in map(_ip, grouped.get(t) or []) if ip]
     rcode = dns.get("rcode")
@@ -333,19 +314,19 @@ def _dns(record: dict[str, Any], out: dict[str, Any]) -> None:
         "resolved_ip": resolved,
     }
     out["suricata"]["eve"]["dns"] = {
-        "version": _int(dns.get("version")),
+        "version": digits_int_or_none(dns.get("version")),
         "flags": dns.get("flags"),
-        "tx_id": _int(dns.get("tx_id")),
-        "answers": _json(answers),
-        "grouped": _json(grouped),
-        "queries": _json(dns.get("queries")),
+        "tx_id": digits_int_or_none(dns.get("tx_id")),
+        "answers": json_text_nonempty(answers, sort_keys=True),
+        "grouped": json_text_nonempty(grouped, sort_keys=True),
+        "queries": json_text_nonempty(dns.get("queries"), sort_keys=True),
     }
     out["related"]["hosts"].extend(n for n, _ in names)
     out["related"]["ip"].extend(resolved)
 
 
 def _http(record: dict[str, Any], out: dict[str, Any]) -> None:
-    http = _dict(record.get("http"))
+    http = as_dict(record.get("http"))
     if not http:
         raise ValueError("EVE http record has no http object")
     _http_fields(http, out)
@@ -357,18 +338,18 @@ def _http(record: dict[str, Any], out: dict[str, Any]) -> None:
         "protocol": http.get("protocol"),
         "redirect": http.get("redirect"),
         "xff": http.get("xff"),
-        "request_headers": _json(http.get("request_headers")),
-        "response_headers": _json(http.get("response_headers")),
+        "request_headers": json_text_nonempty(http.get("request_headers"), sort_keys=True),
+        "response_headers": json_text_nonempty(http.get("response_headers"), sort_keys=True),
     }
 
 
 def _flow(record: dict[str, Any], out: dict[str, Any]) -> None:
-    flow = _dict(record.get("flow"))
+    flow = as_dict(record.get("flow"))
     if not flow:
         raise ValueError("EVE flow record has no flow object")
     start = _time(flow.get("start"))
     end = _time(flow.get("end"))
-    tcp = _dict(record.get("tcp"))
+    tcp = as_dict(record.get("tcp"))
     out["event"].update(
         type=["connection", "end"],
         start=start,
@@ -379,7 +360,7 @@ def _flow(record: dict[str, Any], out: dict[str, Any]) -> None:
         "state": flow.get("state"),
         "reason": flow.get("reason"),
         "alerted": flow.get("alerted"),
-        "age": _int(flow.get("age")),
+        "age": digits_int_or_none(flow.get("age")),
     }
     out["suricata"]["eve"]["tcp"] = {
         "flags": tcp.get("tcp_flags"),

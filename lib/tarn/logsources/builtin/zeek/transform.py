@@ -13,11 +13,12 @@ domain (e.g. to spot DNS tunnelling), not authoritative.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+
+from tarn.logsources.helpers import strict_ip_or_none
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TLS_VERSIONS = {
@@ -137,14 +138,7 @@ def _list(value: Any) -> list[Any]:
     return [value]
 
 
-@lru_cache(maxsize=8192)
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
+_ip = lru_cache(maxsize=8192)(strict_ip_or_none)
 
 
 @lru_cache(maxsize=8192)
