@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "now",
     "parse_ts",
     "reference_time",
+    "split_domain",
     "strict_ip_or_none",
     "syslog_facility_name",
     "syslog_severity_name",
@@ -347,3 +349,66 @@ def syslog_facility_name(code: int | None) -> str | None:
 
 def syslog_severity_name(code: int | None) -> str | None:
     return _SEVERITIES[code] if isinstance(code, int) and 0 <= code < len(_SEVERITIES) else None
+
+
+# Common two-label public suffixes (co.uk, com.au, ...) for split_domain.
+_MULTI_LABEL_SUFFIXES = frozenset(
+    {
+        "co.uk",
+        "org.uk",
+        "ac.uk",
+        "gov.uk",
+        "ltd.uk",
+        "plc.uk",
+        "me.uk",
+        "com.au",
+        "net.au",
+        "org.au",
+        "edu.au",
+        "gov.au",
+        "co.nz",
+        "org.nz",
+        "co.jp",
+        "ne.jp",
+        "or.jp",
+        "ac.jp",
+        "co.kr",
+        "or.kr",
+        "com.cn",
+        "net.cn",
+        "org.cn",
+        "com.tw",
+        "com.hk",
+        "com.sg",
+        "com.br",
+        "net.br",
+        "com.ar",
+        "com.mx",
+        "co.in",
+        "net.in",
+        "org.in",
+        "co.za",
+        "com.tr",
+        "com.ua",
+        "co.il",
+        "com.my",
+        "co.id",
+    }
+)
+
+
+@lru_cache(maxsize=8192)
+def split_domain(name: str) -> tuple[str | None, str | None, str | None]:
+    """name -> (registered_domain, subdomain, top_level_domain), heuristically.
+
+    Two-label public suffixes come from the short list above, not the full Public Suffix List.
+    """
+    labels = name.rstrip(".").lower().split(".")
+    if len(labels) < 2 or labels[-1] == "arpa" or strict_ip_or_none(name):
+        return None, None, None
+    n = 3 if len(labels) >= 3 and ".".join(labels[-2:]) in _MULTI_LABEL_SUFFIXES else 2
+    return (
+        ".".join(labels[-n:]),
+        ".".join(labels[:-n]) or None,
+        ".".join(labels[-(n - 1) :]),
+    )

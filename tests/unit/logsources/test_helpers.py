@@ -206,3 +206,14 @@ def test_json_text_nonempty() -> None:
 )
 def test_digits_int_or_none(value: object, expected: int | None) -> None:
     assert digits_int_or_none(value) == expected
+
+
+def test_split_domain() -> None:
+    from tarn.logsources.helpers import split_domain
+
+    assert split_domain("a.b.example.com") == ("example.com", "a.b", "com")
+    assert split_domain("mail.example.co.uk.") == ("example.co.uk", "mail", "co.uk")
+    assert split_domain("example.com") == ("example.com", None, "com")
+    assert split_domain("localhost") == (None, None, None)
+    assert split_domain("1.2.0.192.in-addr.arpa") == (None, None, None)
+    assert split_domain("192.0.2.1") == (None, None, None)

@@ -21,52 +21,10 @@ from tarn.logsources.helpers import (
     as_dict,
     digits_int_or_none,
     json_text_nonempty,
+    split_domain,
     strict_ip_or_none,
 )
 
-_MULTI_LABEL_SUFFIXES = frozenset(
-    {
-        "co.uk",
-        "org.uk",
-        "ac.uk",
-        "gov.uk",
-        "ltd.uk",
-        "plc.uk",
-        "me.uk",
-        "com.au",
-        "net.au",
-        "org.au",
-        "edu.au",
-        "gov.au",
-        "co.nz",
-        "org.nz",
-        "co.jp",
-        "ne.jp",
-        "or.jp",
-        "ac.jp",
-        "co.kr",
-        "or.kr",
-        "com.cn",
-        "net.cn",
-        "org.cn",
-        "com.tw",
-        "com.hk",
-        "com.sg",
-        "com.br",
-        "net.br",
-        "com.ar",
-        "com.mx",
-        "co.in",
-        "net.in",
-        "org.in",
-        "co.za",
-        "com.tr",
-        "com.ua",
-        "co.il",
-        "com.my",
-        "co.id",
-    }
-)
 _DNS_FLAGS = (("aa", "AA"), ("tc", "TC"), ("rd", "RD"), ("ra", "RA"), ("ad", "AD"), ("cd", "CD"))
 
 
@@ -81,20 +39,6 @@ def _time(value: Any) -> datetime | None:
 
 
 _ip = lru_cache(maxsize=8192)(strict_ip_or_none)
-
-
-@lru_cache(maxsize=8192)
-def _split_domain(name: str) -> tuple[str | None, str | None, str | None]:
-    """name -> (registered_domain, subdomain, top_level_domain), heuristically."""
-    labels = name.rstrip(".").lower().split(".")
-    if len(labels) < 2 or labels[-1] == "arpa" or _ip(name):
-        return None, None, None
-    n = 3 if len(labels) >= 3 and ".".join(labels[-2:]) in _MULTI_LABEL_SUFFIXES else 2
-    return (
-        ".".join(labels[-n:]),
-        ".".join(labels[:-n]) or None,
-        ".".join(labels[-(n - 1) :]),
-    )
 
 
 def _sum(a: int | None, b: int | None) -> int | None:
@@ -279,7 +223,7 @@ def _dns(record: dict[str, Any], out: dict[str, Any]) -> None:
         raise ValueError("EVE dns record has no dns object")
     names = _dns_names(dns)
     name, qtype = names[0] if names else (None, None)
-    registered, subdomain, tld = _split_domain(name) if name else (None, None, None)
+    registered, subdomain, tld = split_domain(name) if name else (None, None, None)
     kind = dns.get("type")
     kind = "answer" if kind in ("answer", "response") else "query" if kind == "request" else kind
     answers = [a for a in dns.get("answers") or [] if isinstance(a, dict)]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from tarn.logsources.helpers import strict_ip_or_none
+from tarn.logsources.helpers import split_domain, strict_ip_or_none
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TLS_VERSIONS = {
@@ -32,49 +32,6 @@ _TLS_VERSIONS = {
     "DTLSv12": ("dtls", "1.2"),
     "DTLSv13": ("dtls", "1.3"),
 }
-_MULTI_LABEL_SUFFIXES = frozenset(
-    {
-        "co.uk",
-        "org.uk",
-        "ac.uk",
-        "gov.uk",
-        "ltd.uk",
-        "plc.uk",
-        "me.uk",
-        "com.au",
-        "net.au",
-        "org.au",
-        "edu.au",
-        "gov.au",
-        "co.nz",
-        "org.nz",
-        "co.jp",
-        "ne.jp",
-        "or.jp",
-        "ac.jp",
-        "co.kr",
-        "or.kr",
-        "com.cn",
-        "net.cn",
-        "org.cn",
-        "com.tw",
-        "com.hk",
-        "com.sg",
-        "com.br",
-        "net.br",
-        "com.ar",
-        "com.mx",
-        "co.in",
-        "net.in",
-        "org.in",
-        "co.za",
-        "com.tr",
-        "com.ua",
-        "co.il",
-        "com.my",
-        "co.id",
-    }
-)
 
 
 # --- value readers: TSV gives text, JSON gives native values --------------------------------
@@ -139,20 +96,6 @@ def _list(value: Any) -> list[Any]:
 
 
 _ip = lru_cache(maxsize=8192)(strict_ip_or_none)
-
-
-@lru_cache(maxsize=8192)
-def _split_domain(name: str) -> tuple[str | None, str | None, str | None]:
-    """name -> (registered_domain, subdomain, top_level_domain), heuristically."""
-    labels = name.rstrip(".").lower().split(".")
-    if len(labels) < 2 or labels[-1] == "arpa" or _ip(name):
-        return None, None, None
-    n = 3 if len(labels) >= 3 and ".".join(labels[-2:]) in _MULTI_LABEL_SUFFIXES else 2
-    return (
-        ".".join(labels[-n:]),
-        ".".join(labels[:-n]) or None,
-        ".".join(labels[-(n - 1) :]),
-    )
 
 
 # --- per log ---------------------------------------------------------------------------------
@@ -232,7 +175,7 @@ def _dns(record: dict[str, Any], out: dict[str, Any]) -> None:
     answers = [str(a) for a in _list(record.get("answers"))]
     flags = [f for f in _DNS_FLAGS if _bool(record.get(f))]
     resolved = [ip for ip in map(_ip, answers) if ip]
-    registered, subdomain, tld = _split_domain(query) if isinstance(query, str) else (None,) * 3
+    registered, subdomain, tld = split_domain(query) if isinstance(query, str) else (None,) * 3
     trans_id = record.get("trans_id")
     out["network"]["protocol"] = "dns"
     out["event"]["outcome"] = (
