@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
 from tarn.lake import COMMIT_ATTEMPTS, Lake
 
@@ -54,10 +53,8 @@ def compact(lake: Lake, table: str, min_files: int = 8) -> int:
     for day, count in sorted(_day_files(lake, table).items()):
         if count < min_files:
             continue
-        flt = And(
-            GreaterThanOrEqual("ts", day.isoformat()),
-            LessThan("ts", (day + timedelta(days=1)).isoformat()),
-        )
+        # pyiceberg parses this into ts >= day AND ts < next day, bound to the column's type
+        flt = f"ts >= '{day.isoformat()}' AND ts < '{(day + timedelta(days=1)).isoformat()}'"
         for attempt in range(COMMIT_ATTEMPTS):
             tbl = lake.load(table)
             rows = tbl.scan(row_filter=flt).to_arrow()
