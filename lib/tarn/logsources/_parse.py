@@ -30,6 +30,16 @@ class ParseError(ValueError):
     pass
 
 
+class _Undecoded:
+    def __repr__(self) -> str:
+        return "UNDECODED"
+
+
+# The record of an item parsed with lazy=True whose raw text is exactly one JSON value: the
+# caller decodes it (_json.decode_line gives what the parser would have).
+UNDECODED: Any = _Undecoded()
+
+
 @dataclass(frozen=True)
 class Ingest:
     """The `ingest:` block of log_source.yml."""
@@ -149,8 +159,15 @@ def registry() -> dict[str, Parser]:
     }
 
 
-def parse(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
+def parse(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator[Parsed]:
+    """The items of one raw object. With `lazy`, a JSON format leaves the lines that are one
+    record each undecoded (UNDECODED): the batch path decodes them itself, typed."""
     parsers = registry()
     if ingest.format not in parsers:
         raise ParseError(f"unknown ingest format {ingest.format!r}; known: {', '.join(parsers)}")
+    if lazy and ingest.format in ("json", "ndjson"):
+        from tarn.logsources import _json
+
+        lazy_parsers = {"json": _json.parse_json, "ndjson": _json.parse_ndjson}
+        return lazy_parsers[ingest.format](decompressed(stream), ingest, lazy=True)
     return parsers[ingest.format](decompressed(stream), ingest)

@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
+import msgspec
+
 __all__ = [
     "as_dict",
     "dig",
@@ -320,11 +322,21 @@ def dig(record: Any, path: str, default: Any = None) -> Any:
     return node
 
 
+JSON_ENCODER = msgspec.json.Encoder(order="sorted")
+
+
 def json_text(value: Any) -> str | None:
-    """Compact JSON text with sorted keys (stable across runs), None for None."""
+    """Compact JSON text with sorted keys (stable across runs), None for None.
+
+    UTF-8 as it is (no \\u escapes), times as RFC 3339, NaN and infinities as null. What the
+    fast encoder cannot write (non-text keys, lone surrogates, other objects) is written by
+    the standard library instead, with str() for unknown objects and \\u escapes."""
     if value is None:
         return None
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    try:
+        return JSON_ENCODER.encode(value).decode()
+    except (TypeError, ValueError, UnicodeError, OverflowError):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
 def json_text_nonempty(value: Any, *, sort_keys: bool) -> str | None:

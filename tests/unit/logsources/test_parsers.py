@@ -8,6 +8,8 @@ import json
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tarn.logsources import _json, _parse
 from tarn.logsources._parse import Ingest, ParseError, parse
@@ -334,3 +336,72 @@ def test_unknown_format_lists_the_known_ones() -> None:
 )
 def test_a_utf8_byte_order_mark_is_skipped(fmt: str, data: bytes, expected: list) -> None:
     assert records(data, fmt, **({"records_path": "Records"} if fmt == "json" else {})) == expected
+
+
+# -- a small document split in one pass = the incremental reader ---------------------------------
+_doc_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+    max_leaves=8,
+)
+
+
+@st.composite
+def _documents(draw) -> str:
+    path = draw(st.sampled_from(["Records", "a.Records"]))
+    body = {"Records": draw(st.lists(_doc_values, max_size=5) | _doc_values)}
+    if path == "a.Records":
+        body = {"a": body}
+    body = {
+        **draw(st.dictionaries(st.sampled_from(["x", "y", "Records"]), _doc_values, max_size=2)),
+        **body,
+    }
+    text = json.dumps(
+        body, indent=draw(st.sampled_from([None, 1, 4])), ensure_ascii=draw(st.booleans())
+    )
+    mutation = draw(st.sampled_from(["none", "none", "repeat", "cut", "tail", "pad"]))
+    if mutation == "repeat":  # a second records key: the reader keeps the first
+        text = text[:-1] + ', "Records": [{"other": 1}]}'
+    elif mutation == "cut":
+        text = text[: draw(st.integers(0, len(text)))]
+    elif mutation == "tail":
+        text += draw(st.sampled_from([" x", "{}", '\n{"Records": []}']))
+    elif mutation == "pad":
+        text = "\n  " + text + "\n\n"
+    return path + "\n" + text
+
+
+@settings(max_examples=300, deadline=None)
+@given(_documents())
+def test_whole_document_split_equals_the_incremental_reader(case: str) -> None:
+    path, text = case.split("\n", 1)
+    reader = list(_json._Walker(_json._Text(None, text), path, 0).documents())
+    whole = _json._whole_document(text, path)
+    if whole is not None:
+        assert [(p, raw) for p, raw, _ in reader] == list(enumerate(whole))
+        assert [r for _, _, r in reader] == [_json.decode_line(raw) for raw in whole]
+    # and parse() (which takes the one-pass split where it can) gives what the reader gives
+    got = items(text.encode(), "json", records_path=path)
+    want = list(_json._Walker(_json._Text(None, text.removeprefix("\ufeff")), path, 0).documents())
+    if _json._looks_like_document(text, True):
+        assert [(p, raw, str(r) if isinstance(r, ParseError) else r) for p, raw, r in got] == [
+            (p, raw, str(r) if isinstance(r, ParseError) else r) for p, raw, r in want
+        ]
+
+
+def test_whole_document_split_takes_only_the_plain_case() -> None:
+    doc = '{"v": 1, "Records": [{"a": "x"}, [1], 2.5]}'
+    assert _json._whole_document(doc, "Records") == ['{"a": "x"}', "[1]", "2.5"]
+    assert _json._whole_document('{"a": {"Records": [ {"b": 1} ]}}', "a.Records") == ['{"b": 1}']
+    for other in (
+        '{"Records": [1], "Records": [2]}',  # repeated: the reader takes the first
+        '{"Rec\\u006frds": [1]}',  # an escaped key
+        '{"Records": {"a": 1}}',  # not a list
+        '{"Records": [1]} {"Records": [2]}',  # two documents
+        '{"Records": [NaN]}',  # only the standard library reads NaN
+    ):
+        assert _json._whole_document(other, "Records") is None, other
