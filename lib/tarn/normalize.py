@@ -10,6 +10,11 @@ the sideline with its stage, reason and raw text. Per record:
    epoch for times; any value for json, dumped as compact JSON), `event.original` (where kept),
    `related.*` filled from the row's ECS fields, `tarn.*`; then the row must fit the table's
    Arrow schema.
+
+That is the definition. Where a source ships a batch transform (logsources/columnar.py), the
+records go through it SUB_BATCH at a time instead, with Arrow compute; every record it does
+not take (or every record of a batch it fails on) goes through the steps above, and the rows
+come out in record order either way. The result is the same; tests hold the two to that.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
+import numpy as np
 import pyarrow as pa
 
 from tarn.logsources import LogSource, TableSpec
-from tarn.logsources._parse import parse
+from tarn.logsources import columnar as columnar_
+from tarn.logsources._json import decode_line
+from tarn.logsources._parse import UNDECODED, Parsed, ParseError, parse, safely
 from tarn.logsources._schema import SIDELINE_SCHEMA
 from tarn.logsources.helpers import dig, json_text, parse_ts, unique
 
@@ -30,6 +38,7 @@ __all__ = ["Chunk", "Row", "Sidelined", "normalize", "parse_ts", "rows"]
 
 MAX_RAW_CHARS = 1 << 20  # a sidelined raw record is kept up to 1 MiB of text
 SUB_BATCH = 4096  # rows turned into Arrow at a time: bounds the Python objects held
+SUB_BATCH_CHARS = 16 << 20  # and at most this much raw text in one batch of records
 # A chunk is also cut at this much Arrow data (or raw text not yet in Arrow), whatever
 # batch_records says: the caller may hold one chunk while the next one is built.
 MAX_CHUNK_BYTES = 64 << 20
@@ -116,9 +125,7 @@ class _Builder:
         self.chars += len(raw)
 
     def add(self, item: Row) -> None:
-        t = self.tables.get(item.table)
-        if t is None:
-            t = self.tables[item.table] = _TableRows(self.source.table_specs[item.table])
+        t = self._table(item.table)
         t.rows.append(item.row)
         t.raws.append((item.position, item.raw))
         self.rows += 1
@@ -133,21 +140,29 @@ class _Builder:
             or self.arrow_bytes >= MAX_CHUNK_BYTES
         )
 
-    def _flush(self, t: _TableRows) -> None:
+    def _table(self, name: str) -> _TableRows:
+        t = self.tables.get(name)
+        if t is None:
+            t = self.tables[name] = _TableRows(self.source.table_specs[name])
+        return t
+
+    def _arrow(self, t: _TableRows) -> tuple[list[pa.RecordBatch], list[int]]:
+        """The pending rows of `t` as Arrow and the positions of those that fit its schema;
+        a row that does not fit is sidelined."""
         if not t.rows:
-            return
+            return [], []
         schema = t.spec.schema
-        before = len(t.batches)
         try:
-            t.batches.extend(pa.Table.from_pylist(t.rows, schema=schema).to_batches())
-            t.count += len(t.rows)
+            batches = pa.Table.from_pylist(t.rows, schema=schema).to_batches()
+            positions = [position for position, _ in t.raws]
         except _ARROW_ERRORS:
             # Rare path: find the rows whose values do not fit the schema, keep the rest.
-            good = []
+            good, positions = [], []
             for row, (position, raw) in zip(t.rows, t.raws, strict=True):
                 try:
                     pa.Table.from_pylist([row], schema=schema)
                     good.append(row)
+                    positions.append(position)
                 except _ARROW_ERRORS as exc:
                     self.sideline(
                         position,
@@ -155,12 +170,37 @@ class _Builder:
                         f"does not fit the schema of {t.spec.name}: {exc}",
                         raw,
                     )
-            if good:
-                t.batches.extend(pa.Table.from_pylist(good, schema=schema).to_batches())
-                t.count += len(good)
+            batches = pa.Table.from_pylist(good, schema=schema).to_batches() if good else []
         self.chars -= sum(len(raw) for _, raw in t.raws)
-        self.arrow_bytes += sum(b.nbytes for b in t.batches[before:])
         t.rows, t.raws = [], []
+        return batches, positions
+
+    def _keep(self, t: _TableRows, batches: list[pa.RecordBatch]) -> None:
+        t.batches.extend(batches)
+        t.count += sum(b.num_rows for b in batches)
+        self.arrow_bytes += sum(b.nbytes for b in batches)
+
+    def _flush(self, t: _TableRows) -> None:
+        self._keep(t, self._arrow(t)[0])
+
+    def add_columnar(
+        self, name: str, table: pa.Table, positions: list[int], rows: list[Row]
+    ) -> None:
+        """Rows a batch transform built, and the rows `transform` made for the other records
+        of the same batch, merged in record order."""
+        t = self._table(name)
+        self._flush(t)  # rows added before this batch stay in front
+        for item in rows:
+            t.rows.append(item.row)
+            t.raws.append((item.position, item.raw))
+            self.chars += len(item.raw)
+        slow, slow_positions = self._arrow(t)
+        if slow_positions:
+            merged = pa.concat_tables([table, pa.Table.from_batches(slow, schema=t.spec.schema)])
+            order = np.argsort(np.asarray(positions + slow_positions), kind="stable")
+            table = merged.take(pa.array(order))
+        self.rows += table.num_rows
+        self._keep(t, table.to_batches())
 
     def build(self, index: int) -> Chunk:
         out: dict[str, pa.Table] = {}
@@ -261,48 +301,58 @@ class _Rows:
             "ingest_id": self.ingest_id,
         }
 
-    def records(self, stream: IO[bytes]) -> Iterator[Row | Sidelined]:
-        transform = self.source.transform
-        specs = self.source.table_specs
+    def parsed(self, stream: IO[bytes], lazy: bool = False) -> Iterator[Parsed]:
+        """The parser's (position, raw, record) items; a stream that cannot be read to its
+        end gives a last item at position -1 whose record is the ParseError saying why."""
         try:
-            for position, raw, record in parse(stream, self.source.ingest):
-                if isinstance(record, Exception):
-                    yield Sidelined(position, "parse", str(record), raw)
-                    continue
-                try:
-                    out = transform(record)
-                except Exception as exc:  # a transform bug must not lose the rest of the object
-                    yield Sidelined(position, "transform", f"{type(exc).__name__}: {exc}", raw)
-                    continue
-                if out is None:
-                    continue
-                for row in out if isinstance(out, (list, tuple)) else [out]:
-                    if not isinstance(row, dict):
-                        yield Sidelined(
-                            position,
-                            "validate",
-                            f"the transform returned {type(row).__name__}; return a dict, a list of dicts or None",
-                            raw,
-                        )
-                        continue
-                    try:
-                        table = self.table_of(row, record)
-                        self.prepare(row, specs[table], raw)
-                    except _Reject as exc:
-                        yield Sidelined(position, "validate", str(exc), raw)
-                        continue
-                    except Exception as exc:
-                        yield Sidelined(position, "validate", f"{type(exc).__name__}: {exc}", raw)
-                        continue
-                    yield Row(table, row, position, raw)
+            yield from parse(stream, self.source.ingest, lazy)
         except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
             # Corrupt compression or an unreadable stream: keep what was parsed, sideline the rest.
-            yield Sidelined(-1, "parse", f"unreadable object: {type(exc).__name__}: {exc}", "")
+            yield -1, "", ParseError(f"unreadable object: {type(exc).__name__}: {exc}")
         except Exception as exc:
             if type(exc).__name__ == "ZstdError":
-                yield Sidelined(-1, "parse", f"unreadable object: ZstdError: {exc}", "")
+                yield -1, "", ParseError(f"unreadable object: ZstdError: {exc}")
             else:
-                yield Sidelined(-1, "parse", f"parser failed: {type(exc).__name__}: {exc}", "")
+                yield -1, "", ParseError(f"parser failed: {type(exc).__name__}: {exc}")
+
+    def items_of(self, position: int, raw: str, record: Any) -> Iterator[Row | Sidelined]:
+        """The rows (or sideline items) `transform(record)` makes of one parsed record."""
+        if record is UNDECODED:
+            record = safely(decode_line, raw)
+        if isinstance(record, Exception):
+            yield Sidelined(position, "parse", str(record), raw)
+            return
+        try:
+            out = self.source.transform(record)
+        except Exception as exc:  # a transform bug must not lose the rest of the object
+            yield Sidelined(position, "transform", f"{type(exc).__name__}: {exc}", raw)
+            return
+        if out is None:
+            return
+        specs = self.source.table_specs
+        for row in out if isinstance(out, (list, tuple)) else [out]:
+            if not isinstance(row, dict):
+                yield Sidelined(
+                    position,
+                    "validate",
+                    f"the transform returned {type(row).__name__}; return a dict, a list of dicts or None",
+                    raw,
+                )
+                continue
+            try:
+                table = self.table_of(row, record)
+                self.prepare(row, specs[table], raw)
+            except _Reject as exc:
+                yield Sidelined(position, "validate", str(exc), raw)
+                continue
+            except Exception as exc:
+                yield Sidelined(position, "validate", f"{type(exc).__name__}: {exc}", raw)
+                continue
+            yield Row(table, row, position, raw)
+
+    def records(self, stream: IO[bytes]) -> Iterator[Row | Sidelined]:
+        for position, raw, record in self.parsed(stream):
+            yield from self.items_of(position, raw, record)
 
 
 def _short(value: Any) -> str:
@@ -357,24 +407,125 @@ def _to_json(value: Any) -> str:
 
 
 def rows(stream: IO[bytes], source: LogSource, ingest_id: str) -> Iterator[Row | Sidelined]:
-    """The prepared rows and sideline items of one raw object, before they become Arrow."""
+    """The prepared rows and sideline items of one raw object, record by record through
+    `transform(record)`: the definition that normalize()'s batch path must agree with."""
     return _Rows(source, ingest_id).records(stream)
 
 
+COLUMNAR_MODES = ("auto", "off", "strict")
+
+
 def normalize(
-    stream: IO[bytes], source: LogSource, ingest_id: str, batch_records: int = 50_000
+    stream: IO[bytes],
+    source: LogSource,
+    ingest_id: str,
+    batch_records: int = 50_000,
+    *,
+    columnar: str = "auto",
 ) -> Iterator[Chunk]:
-    """Yield chunks of at most `batch_records` rows; the last one has `final=True`."""
+    """Yield chunks of at most about `batch_records` rows; the last one has `final=True`.
+
+    Where the source has a batch transform (columnar.py), records go through it SUB_BATCH at
+    a time; `columnar="off"` sends every record through `transform(record)` instead, and
+    `"strict"` raises where the batch transform fails rather than falling back (tests).
+    """
+    if columnar not in COLUMNAR_MODES:
+        raise ValueError(f"columnar must be one of {', '.join(COLUMNAR_MODES)}, not {columnar!r}")
     b = _Builder(source, ingest_id)
+    r = _Rows(source, ingest_id)
+    plan = source.columnar if columnar != "off" else None
     index = 0
-    for item in rows(stream, source, ingest_id):
-        if isinstance(item, Sidelined):
-            b.sideline(item.position, item.stage, item.reason, item.raw)
-        else:
-            b.add(item)
-        if b.full(batch_records):
-            yield b.build(index)
-            index += 1
+    if plan is None:
+        for item in r.records(stream):
+            if isinstance(item, Sidelined):
+                b.sideline(item.position, item.stage, item.reason, item.raw)
+            else:
+                b.add(item)
+            if b.full(batch_records):
+                yield b.build(index)
+                index += 1
+    else:
+        batch = _Batcher(r, b, plan, strict=columnar == "strict")
+        pending: list[Parsed] = []
+        chars = 0
+        limit = min(SUB_BATCH, batch_records)
+        for parsed in r.parsed(stream, lazy=True):
+            pending.append(parsed)
+            chars += len(parsed[1])
+            if len(pending) >= limit or chars >= SUB_BATCH_CHARS:
+                batch.run(pending)
+                pending, chars = [], 0
+                if b.full(batch_records):
+                    yield b.build(index)
+                    index += 1
+                # a chunk ends between records: the next batch fills it at most
+                limit = max(1, min(SUB_BATCH, batch_records - b.rows - len(b.sidelined)))
+        if pending:
+            batch.run(pending)
+            if b.full(batch_records):
+                yield b.build(index)
+                index += 1
     last = b.build(index)
     last.final = True
     yield last
+
+
+class _Batcher:
+    """Runs a source's batch transform over parsed records; what it leaves, and every record
+    of a batch it fails on, goes through transform(record)."""
+
+    def __init__(
+        self, r: _Rows, b: _Builder, plan: columnar_.ColumnarTransform, strict: bool
+    ) -> None:
+        self.r, self.b, self.plan, self.strict = r, b, plan, strict
+        source = r.source
+        assert source.default_table is not None
+        self.spec = spec = source.table_specs[source.default_table]
+        self.special = {
+            **{".".join(p): "timestamp" for p in spec.timestamp_paths},
+            **{".".join(p): "date" for p in spec.date_paths},
+        }
+        self.constants = {
+            "tarn.log_source": source.name,
+            "tarn.table": spec.name,
+            "tarn.ingest_id": r.ingest_id,
+        }
+
+    def _columns(self, items: list[Parsed]) -> tuple[pa.Table, list[int], list[int]]:
+        """The batch transform's rows, their items' indices, and the indices it leaves."""
+        batch, kept = columnar_.read_records(
+            self.plan, [record for _, _, record in items], [raw for _, raw, _ in items]
+        )
+        out = self.plan(batch)
+        done = columnar_.assemble(
+            out,
+            len(kept),
+            self.spec.schema,
+            self.spec.columns,
+            self.spec.related,
+            self.special,
+            [items[i][1] for i in kept] if self.r.source.keep_original else None,
+            self.constants,
+        )
+        rows = [kept[i] for i in done.kept.tolist()]
+        taken = set(rows)
+        return done.table, rows, [i for i in range(len(items)) if i not in taken]
+
+    def run(self, items: list[Parsed]) -> None:
+        try:
+            table, fast, rest = self._columns(items)
+        except Exception as exc:
+            if self.strict:
+                raise
+            columnar_.warn_once(self.r.source.name, exc)
+            table, fast, rest = self.spec.schema.empty_table(), [], list(range(len(items)))
+        own: list[Row] = []
+        for i in rest:
+            for item in self.r.items_of(*items[i]):
+                if isinstance(item, Sidelined):
+                    self.b.sideline(item.position, item.stage, item.reason, item.raw)
+                elif item.table == self.spec.name:
+                    own.append(item)
+                else:
+                    self.b.add(item)
+        self.b.add_columnar(self.spec.name, table, [items[i][0] for i in fast], own)

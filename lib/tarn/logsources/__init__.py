@@ -30,6 +30,7 @@ from tarn.exceptions import TarnError, UnknownLogSourceError
 from tarn.logsources import _ecs, _spec
 from tarn.logsources._parse import Ingest
 from tarn.logsources._schema import CORE_FIELDS, Field, arrow_schema, leaf_types, merge_fields
+from tarn.logsources.columnar import ColumnarTransform
 from tarn.logsources.exceptions import LogSourceError
 
 __all__ = [
@@ -140,6 +141,8 @@ class LogSource:
     transform: Transform
     description: str = ""
     table_by: TableBy | None = None
+    # transform() for a batch at once, where the source ships one (see columnar.py)
+    transform_columns: ColumnarTransform | None = None
     extends: str | None = None
     builtin: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # merged spec, for `extends`
@@ -155,6 +158,14 @@ class LogSource:
     @property
     def keep_original(self) -> bool:
         return self.ingest.keep_original
+
+    @property
+    def columnar(self) -> ColumnarTransform | None:
+        """The batch transform the transformer runs, if this source has one it can use:
+        rows of a batch all go to one table, so a source that chooses tables has none."""
+        if self.table_by is not None or self.default_table is None:
+            return None
+        return self.transform_columns
 
     @property
     def table(self) -> str:
@@ -184,7 +195,9 @@ def _identity(record: Any) -> Any:
     return record
 
 
-def _load_transform(module_path: Path, source_name: str, builtin: bool) -> Transform:
+def _load_transform(
+    module_path: Path, source_name: str, builtin: bool
+) -> tuple[Transform, ColumnarTransform | None]:
     module_name = f"tarn_logsource_{'builtin' if builtin else 'user'}_{source_name}"
     spec = importlib.util.spec_from_file_location(module_name, module_path)
     if spec is None or spec.loader is None:
@@ -204,7 +217,14 @@ def _load_transform(module_path: Path, source_name: str, builtin: bool) -> Trans
         raise LogSourceError(
             module_path, "must define transform(record). Fix: add `def transform(record): ...`"
         )
-    return fn  # type: ignore[no-any-return]
+    batch = getattr(module, "transform_columns", None)
+    if batch is not None and not isinstance(batch, ColumnarTransform):
+        raise LogSourceError(
+            module_path,
+            "transform_columns must declare the raw fields it reads. Fix: decorate it with "
+            "`@columnar(raw={...})` from tarn.logsources.columnar",
+        )
+    return fn, batch
 
 
 def _schema_fields(
@@ -363,19 +383,21 @@ def load_folder(
             )
 
     transform: Transform
+    batch: ColumnarTransform | None = None
     module_path = folder / (data.get("transform") or DEFAULT_TRANSFORM)
     if module_path.is_file():
         if problems:
             raise LogSourceError(spec_file, problems)
-        transform = _load_transform(module_path, name, builtin)
+        transform, batch = _load_transform(module_path, name, builtin)
     elif data.get("transform"):
         problems.append(
             f"`transform`: {module_path.name} does not exist in {folder}. "
             "Fix: create it with `def transform(record): ...` or remove the key"
         )
         transform = _identity
-    else:
+    else:  # an inherited transform brings its batch version with it
         transform = base.transform if base else _identity
+        batch = base.transform_columns if base else None
     if problems:
         raise LogSourceError(spec_file, problems)
 
@@ -392,6 +414,7 @@ def load_folder(
         table_specs=specs,
         default_table=default,
         transform=transform,
+        transform_columns=batch,
         description=data.get("description") or (base.description if base else ""),
         table_by=TableBy(table_by["field"], tuple(table_by["map"].items())) if table_by else None,
         extends=data.get("extends"),

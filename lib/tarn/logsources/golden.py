@@ -199,6 +199,20 @@ def _first_difference(expected: Any, actual: Any, path: str = "") -> str | None:
     return None
 
 
+def _rows_difference(
+    expected: list[dict[str, Any]], actual: list[dict[str, Any]], what: str
+) -> str | None:
+    if expected == actual:
+        return None
+    if len(expected) != len(actual):
+        return f"{len(actual)} rows, {what} has {len(expected)}"
+    for i, (want, got) in enumerate(zip(expected, actual, strict=True)):
+        diff = _first_difference(want, got)
+        if diff:
+            return f"row {i}: {diff}"[:500]
+    return None
+
+
 def check(source: LogSource | str, sample: Path) -> GoldenResult:
     src = _resolve(source)
     try:
@@ -224,13 +238,9 @@ def check(source: LogSource | str, sample: Path) -> GoldenResult:
             f"no golden; write it with `python -m tarn.logsources.golden --write {src.name}`"
         )
     expected = json.loads(path.read_text(encoding="utf-8"))
-    if expected != actual:
-        if len(expected) != len(actual):
-            return fail(f"{len(actual)} rows, the golden has {len(expected)}")
-        for i, (want, got) in enumerate(zip(expected, actual, strict=True)):
-            diff = _first_difference(want, got)
-            if diff:
-                return fail(f"row {i}: {diff}"[:500])
+    diff = _rows_difference(expected, actual, "the golden")
+    if diff:
+        return fail(diff)
     side_path = sidelined_path(src, sample)
     expected_side = json.loads(side_path.read_text(encoding="utf-8")) if side_path.exists() else []
     actual_side = json.loads(json.dumps(rendered.sidelined))
@@ -244,14 +254,32 @@ def check(source: LogSource | str, sample: Path) -> GoldenResult:
                 else ""
             )
         )
-    # normalize() (batched Arrow) must agree with the row-by-row rendering above
+    # normalize() (batched Arrow, and the source's batch transform if it has one) must give
+    # exactly the rows and sideline entries of the record-by-record rendering above
     with reference_time(GOLDEN_NOW), sample.open("rb") as f:
-        chunks = list(normalize(f, src, INGEST_ID, batch_records=1000))
+        chunks = list(normalize(f, src, INGEST_ID, batch_records=1000, columnar="strict"))
     good, side = sum(c.rows for c in chunks), sum(c.sideline.num_rows for c in chunks)
     if (good, side) != (n_rows, n_side):
         return fail(
             f"normalize() gave {good} rows and {side} sidelined, row by row gave {n_rows} and {n_side}"
         )
+    by_table: dict[str, list[dict[str, Any]]] = {}
+    for row in actual:
+        by_table.setdefault(row["_table"], []).append(row)
+    batched: dict[str, list[dict[str, Any]]] = {}
+    for chunk in chunks:
+        for table, rows_ in chunk.tables.items():
+            batched.setdefault(table, []).extend(_golden_row(table, r) for r in rows_.to_pylist())
+    batched = json.loads(json.dumps(batched))
+    for table in sorted(set(by_table) | set(batched)):
+        diff = _rows_difference(by_table.get(table, []), batched.get(table, []), "row by row")
+        if diff:
+            return fail(f"normalize(), table {table}: {diff}")
+    batched_side = sorted(
+        (r["position"], r["stage"], r["reason"]) for c in chunks for r in c.sideline.to_pylist()
+    )
+    if batched_side != sorted((r["position"], r["stage"], r["reason"]) for r in actual_side):
+        return fail("normalize() sidelines other records (or reasons) than row by row")
     return GoldenResult(sample.name, True, "", n_rows, n_side)
 
 

@@ -41,6 +41,25 @@ def transform(r):
         ts, message, src = r.get("ts"), r.get("msg"), r.get("src")
     return {"ts": ts, "message": message, "source": {"address": src}, "labels": r}
 """
+# A twin of the json and ndjson sources with a batch transform: normalize() must give the same
+# result through it as record by record, whatever the input.
+BATCH_TRANSFORM = """
+from tarn.logsources import columnar as col
+from tarn.logsources.helpers import json_text
+
+
+def transform(r):
+    if not isinstance(r, dict):
+        raise ValueError(f"expected an object, got {type(r).__name__}")
+    return {"ts": r.get("ts"), "message": r.get("msg"), "source": {"address": r.get("src")},
+            "labels": json_text(r.get("extra"))}
+
+
+@col.columnar(raw={"ts": "string", "msg": "string", "src": "string", "extra": "json"})
+def transform_columns(batch):
+    return {"ts": col.timestamps(batch["ts"]), "message": batch["msg"],
+            "source.address": batch["src"], "labels": batch.json("extra")}
+"""
 INGEST = {
     "json": "{format: json, records_path: Records}",
     "ndjson": "{format: ndjson}",
@@ -53,6 +72,9 @@ INGEST = {
     "kv": "{format: kv}",
     "cef": "{format: cef}",
 }
+
+
+BATCH_TWINS: dict[str, logsources.LogSource] = {}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +90,16 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, logsources.Lo
         )
         (folder / "transform.py").write_text(TRANSFORM)
         out[fmt] = logsources.load_folder(Path(folder))
+        if fmt in ("json", "ndjson"):
+            twin = root / f"{name}_batch"
+            twin.mkdir()
+            (twin / "log_source.yml").write_text(
+                f"name: {name}_batch\ningest: {ingest}\n"
+                "schema: {ecs: [message, source.address, labels]}\n"
+            )
+            (twin / "transform.py").write_text(BATCH_TRANSFORM)
+            BATCH_TWINS[name] = logsources.load_folder(Path(twin))
+            assert BATCH_TWINS[name].columnar is not None
     return out
 
 
@@ -111,7 +143,21 @@ def lines_of(fmt: str, rows: list[tuple[str, str, str]]) -> list[str]:
 GOOD = [(f"2026-11-20T01:02:0{i}Z", f"good {i}", f"10.0.0.{i}") for i in range(5)]
 
 
+def _outcome(source: logsources.LogSource, data: bytes, mode: str) -> tuple[list, list]:
+    chunks = list(normalize(io.BytesIO(data), source, "fuzz", 50, columnar=mode))
+    rows = [r for c in chunks for t in c.tables.values() for r in t.to_pylist()]
+    side = sorted(
+        (s["position"], s["stage"], s["reason"], s["raw"])
+        for c in chunks
+        for s in c.sideline.to_pylist()
+    )
+    return rows, side
+
+
 def run(source: logsources.LogSource, data: bytes) -> tuple[list[dict], list[dict]]:
+    twin = BATCH_TWINS.get(source.name)
+    if twin is not None:
+        assert _outcome(twin, data, "strict") == _outcome(twin, data, "off")
     chunks = list(normalize(io.BytesIO(data), source, "fuzz", 50))  # small chunks: cut often
     assert chunks[-1].final and not any(c.final for c in chunks[:-1])
     rows = [r for c in chunks for t in c.tables.values() for r in t.to_pylist()]

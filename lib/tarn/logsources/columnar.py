@@ -1,0 +1,641 @@
+"""Columnar transforms: a log source's transform applied to a batch of records at once.
+
+`transform(record)` is the definition of a log source's rows. A source may also ship a batch
+version of it, which the transformer runs on up to SUB_BATCH records at a time with Arrow
+compute instead of Python per record:
+
+    from tarn.logsources import columnar as col
+
+    @col.columnar(raw={"time": "string", "src": "string", "user.name": "string"})
+    def transform_columns(batch: col.Batch) -> dict[str, object]:
+        return {
+            "ts": col.timestamps(batch["time"]),
+            "source.ip": col.ips(batch["src"]),
+            "user.name": batch["user.name"],
+            "event.kind": "event",
+        }
+
+The contract:
+
+- `raw` declares the raw fields the batch function reads, dotted, with a type: `string`
+  (`keyword`, `ip`), `boolean`, `long`, `double`, `list<...>` of those, or `json` (the value
+  whole, any shape: `batch.json(path)` is its JSON text as `json_text` writes it, and fields
+  declared under it are picked out where it is an object). Records are read into exactly
+  these fields with msgspec, strictly: a group must be an object, a string a string, a long
+  an integer (a double may be an integer). A record that does not read so is not in the
+  batch: it goes through `transform(record)`. What is not declared is not even built.
+- `batch[path]` is an Arrow array of the values at `path` (null where a record or a group on
+  the way lacks it), `batch.present(path)` says where the value is an object, and
+  `batch.values(path)` gives the Python values for what Arrow cannot do.
+- The function returns, per dotted column of the table, an Arrow array with one value per
+  record, or one Python value for all. `ts` is required. A struct's path mapped to a boolean
+  array says per record whether the struct is there; otherwise a struct is there when any
+  column under it is returned. `_row_path` (a boolean array) sends records back to
+  `transform(record)`: cases the batch function does not decide itself.
+- A record whose `ts` the function leaves null, or whose other timestamp/date columns do not
+  read, also goes through `transform(record)`, which then lands it or sidelines it with its
+  reason. So the batch function must agree with `transform` on every record it keeps; the
+  goldens and the equivalence tests check that it does.
+- Then, as for every row: `event.original`, `related.*` and `tarn.*` are filled, and the
+  columns are cast to the table's types. Only sources with a default table (no `table_by`)
+  use a batch function; their rows go to that table.
+
+The helpers below (`timestamps`, `ips`, `to_bools`, `either`, `truthy`, `lookup`,
+`per_value`) each give what the row helper of the same meaning gives per record.
+
+Nothing here can lose a record: when the batch function raises (a bug), the batch goes
+record by record through `transform` and a warning is logged once per source.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tarn.logsources._parse import UNDECODED
+from tarn.logsources._schema import TS, Field, arrow_schema
+from tarn.logsources.helpers import JSON_ENCODER, ip_or_none, json_text, parse_ts, to_bool
+
+__all__ = [
+    "ROW_PATH",
+    "Batch",
+    "ColumnarError",
+    "ColumnarTransform",
+    "columnar",
+    "either",
+    "ips",
+    "json_texts",
+    "lookup",
+    "per_value",
+    "timestamps",
+    "to_bools",
+    "truthy",
+]
+
+log = logging.getLogger("tarn.logsources.columnar")
+
+RAW_TYPES = ("string", "keyword", "ip", "boolean", "long", "double")
+ROW_PATH = "_row_path"
+
+
+class ColumnarError(Exception):
+    """The batch function's output cannot be used (a bug in it); the batch goes row by row."""
+
+
+# -- declaring ----------------------------------------------------------------------------------
+_INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_PYTHON: dict[str, Any] = {
+    "string": str,
+    "keyword": str,
+    "ip": str,
+    "boolean": bool,
+    "long": _INT64,
+    "double": float,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class ColumnarTransform:
+    """A batch function and how records are read for it.
+
+    Records are read with msgspec into a TypedDict of the declared fields: strictly (a group
+    must be an object, a string a string, a long an integer; a double may be an integer) and
+    without building what is not declared. `json` values are kept whole (Any); fields
+    declared under one are picked out of it where it is an object.
+    """
+
+    fn: Callable[[Batch], Mapping[str, Any]]
+    record_type: Any  # the TypedDict
+    struct: pa.StructType  # the declared fields outside json values, as Arrow
+    json_fields: tuple[tuple[tuple[str, ...], pa.DataType], ...]  # fields under a json value
+    decoder: msgspec.json.Decoder = field(repr=False)
+
+    def __call__(self, batch: Batch) -> Mapping[str, Any]:
+        return self.fn(batch)
+
+
+def columnar(raw: Mapping[str, str]) -> Callable[[Callable[..., Any]], ColumnarTransform]:
+    """Declare `transform_columns(batch)` with the raw fields it reads (see the module doc)."""
+    json_nodes = sorted(tuple(n.split(".")) for n, t in raw.items() if t.strip() == "json")
+    for path in json_nodes:
+        if any(path[:i] in json_nodes for i in range(1, len(path))):
+            raise ValueError(
+                f"raw field {'.'.join(path)}: a json value holds it already; declare its "
+                "fields with their types instead"
+            )
+    typed, under_json = [], []
+    for name, type_ in raw.items():
+        t = type_.strip()
+        if t == "json":
+            continue
+        inner = t[5:-1].strip() if t.startswith("list<") and t.endswith(">") else t
+        if inner not in RAW_TYPES:
+            raise ValueError(
+                f"raw field {name}: type {type_!r} cannot be read in a batch; use one of "
+                f"{', '.join(RAW_TYPES)}, list<...> of them, or json"
+            )
+        path = tuple(name.split("."))
+        if any(path[:i] in json_nodes for i in range(1, len(path))):
+            under_json.append((path, Field(name, t).arrow_type()))
+        else:
+            typed.append(Field(name, t))
+    struct = pa.struct(list(arrow_schema(typed))) if typed else pa.struct([])
+    tree: dict[str, Any] = {}
+    for f in typed:
+        *groups, leaf = f.name.split(".")
+        node = tree
+        for g in groups:
+            node = node.setdefault(g, {})
+        node[leaf] = f.type
+    for path in json_nodes:
+        node = tree
+        for g in path[:-1]:
+            node = node.setdefault(g, {})
+        node[path[-1]] = "json"
+    record_type = _typed_dict("Raw", tree)
+
+    def wrap(fn: Callable[..., Any]) -> ColumnarTransform:
+        return ColumnarTransform(
+            fn, record_type, struct, tuple(under_json), msgspec.json.Decoder(record_type)
+        )
+
+    return wrap
+
+
+_TYPED_DICT: Any = TypedDict  # called with field names known only at run time
+
+
+def _typed_dict(name: str, tree: Mapping[str, Any]) -> Any:
+    """The TypedDict msgspec reads records into (every key optional, every value nullable)."""
+    fields: dict[str, Any] = {}
+    for i, (key, spec) in enumerate(tree.items()):
+        value: Any
+        if spec == "json":
+            value = Any
+        elif isinstance(spec, dict):
+            value = _typed_dict(f"{name}_{i}", spec)
+        elif spec.startswith("list<"):
+            item: Any = _PYTHON[spec[5:-1].strip()]
+            value = list.__class_getitem__(item)
+        else:
+            value = _PYTHON[spec]
+        fields[key] = value if value is Any else value | None
+    return _TYPED_DICT(name, fields, total=False)
+
+
+# -- the batch a function sees ---------------------------------------------------------------------
+class Batch:
+    """The records of one batch, read as declared: typed columns by dotted path."""
+
+    def __init__(
+        self,
+        records: Sequence[dict[str, Any]],
+        raw: pa.StructArray,
+        columns: Mapping[str, pa.Array] | None = None,
+    ) -> None:
+        self.records = records  # the declared fields of each record (json values whole)
+        self._raw = raw
+        self._columns = dict(columns or {})
+        self._values: dict[str, list[Any]] = {}
+        self._present: dict[str, pa.Array] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, path: str) -> pa.Array:
+        """The raw values at `path` (null where the record or a group on the way lacks it)."""
+        found = self._columns.get(path)
+        if found is None:
+            try:
+                found = pc.struct_field(self._raw, path.split("."))
+            except (KeyError, pa.ArrowInvalid, IndexError) as exc:
+                raise ColumnarError(f"raw field {path!r} is not declared in raw=") from exc
+            self._columns[path] = found
+        return found
+
+    def present(self, path: str) -> pa.Array:
+        """Per record: the value at `path` is an object (a group, or a json value that is one)."""
+        found = self._present.get(path)
+        if found is None:
+            if _has_group(self._raw.type, path):
+                found = pc.is_valid(self[path])
+            else:
+                found = pa.array([type(v) is dict for v in self.values(path)], pa.bool_())
+            self._present[path] = found
+        return found
+
+    def json(self, path: str) -> pa.Array:
+        """The JSON text of the value at `path` (any shape), null where there is none."""
+        return json_texts(self.values(path))
+
+    def values(self, path: str) -> list[Any]:
+        """The Python values at `path`, one per record (None where there is none)."""
+        found = self._values.get(path)
+        if found is None:
+            parent, _, key = path.rpartition(".")
+            if not parent:
+                found = [r.get(key) for r in self.records]
+            else:
+                found = [v.get(key) if type(v) is dict else None for v in self.values(parent)]
+            self._values[path] = found
+        return found
+
+
+def _has_group(struct: pa.DataType, path: str) -> bool:
+    node = struct
+    for part in path.split("."):
+        if not pa.types.is_struct(node) or node.get_field_index(part) < 0:
+            return False
+        node = node.field(part).type
+    return pa.types.is_struct(node)
+
+
+# -- helpers for batch functions: each agrees with the row helper of the same name ----------------
+def per_value(fn: Callable[[Any], Any], values: pa.Array, type_: pa.DataType) -> pa.Array:
+    """`fn` applied to each distinct value, nulls left null: exactly what calling it per record
+    gives, at the cost of the distinct values only."""
+    encoded = pc.dictionary_encode(values)
+    results = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], type_)
+    return results.take(encoded.indices)
+
+
+def json_texts(values: Iterable[Any]) -> pa.Array:
+    """helpers.json_text per value, as a string array."""
+    encode = JSON_ENCODER.encode
+    texts: list[bytes | str | None] = []
+    for value in values:
+        if value is None:
+            texts.append(None)
+            continue
+        try:
+            texts.append(encode(value))
+        except (TypeError, ValueError, UnicodeError, OverflowError):
+            texts.append(json_text(value))
+    return pa.array(texts, pa.string())
+
+
+def to_bools(values: pa.Array) -> pa.Array:
+    """helpers.to_bool per value."""
+    if pa.types.is_boolean(values.type):
+        return values
+    return per_value(to_bool, values, pa.bool_())
+
+
+def ips(values: pa.Array) -> pa.Array:
+    """helpers.ip_or_none per value."""
+    return per_value(ip_or_none, values, pa.string())
+
+
+def lookup(
+    values: pa.Array, table: Mapping[Any, Any], default: Any, type_: pa.DataType
+) -> pa.Array:
+    """`table.get(value, default)` per value (nulls stay null)."""
+    return per_value(lambda v: table.get(v, default), values, type_)
+
+
+def truthy(values: pa.Array) -> pa.Array:
+    """Python truthiness per value: not null, and not "", 0 or False."""
+    t = values.type
+    if pa.types.is_boolean(t):
+        return pc.fill_null(values, False)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return pc.fill_null(pc.greater(pc.binary_length(values), 0), False)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return pc.fill_null(pc.not_equal(values, 0), False)
+    raise ColumnarError(f"truthy() does not read {t}")
+
+
+def either(first: pa.Array, second: pa.Array) -> pa.Array:
+    """Python's `first or second` per value."""
+    return pc.if_else(truthy(first), first, second)
+
+
+# ISO 8601 in UTC with "Z", which Arrow's cast reads exactly as parse_ts does.
+_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
+
+
+def _parse_ts_or_none(value: Any) -> Any:
+    try:
+        return parse_ts(value)
+    except (ValueError, TypeError, OverflowError, OSError):
+        return None
+
+
+def timestamps(values: pa.Array) -> pa.Array:
+    """helpers.parse_ts per value, null where it raises (such records then go through
+    `transform`, which sidelines them with parse_ts's reason)."""
+    if pa.types.is_timestamp(values.type):
+        return values.cast(TS) if values.type.tz else pc.assume_timezone(values, "UTC").cast(TS)
+    if pa.types.is_string(values.type):
+        common = pc.fill_null(pc.match_substring_regex(values, _ISO_Z), False)
+        try:
+            fast = pc.if_else(common, values, None).cast(TS)
+        except pa.ArrowInvalid:  # e.g. 30 February: parse_ts says why, per value
+            return per_value(_parse_ts_or_none, values, TS)
+        other = pc.invert(common)
+        if not pc.any(other).as_py():
+            return fast
+        slow = per_value(_parse_ts_or_none, values.filter(other), TS)
+        return pc.replace_with_mask(fast, other, slow)
+    return per_value(_parse_ts_or_none, values, TS)
+
+
+# -- running a batch ---------------------------------------------------------------------------------
+_warned: set[str] = set()
+
+
+def warn_once(source: str, exc: BaseException) -> None:
+    if source not in _warned:
+        _warned.add(source)
+        log.warning(
+            "log source %s: its batch transform failed (%s: %s); such batches go record by "
+            "record through transform(record), which is slower but gives the same rows",
+            source,
+            type(exc).__name__,
+            exc,
+        )
+
+
+_EXACT: dict[Any, tuple[type, ...]] = {
+    pa.string(): (str,),
+    pa.bool_(): (bool,),
+    pa.int64(): (int,),
+    pa.float64(): (float, int),
+}
+
+
+def _fits(value: Any, type_: pa.DataType) -> bool:
+    """`value` is what msgspec would have accepted for a declared field of this type."""
+    if pa.types.is_list(type_):
+        return type(value) is list and all(x is None or _fits(x, type_.value_type) for x in value)
+    if type(value) not in _EXACT[type_]:
+        return False
+    return type(value) is not int or -(2**63) <= value < 2**63
+
+
+def read_records(
+    plan: ColumnarTransform, records: Sequence[Any], texts: Sequence[str]
+) -> tuple[Batch, list[int]]:
+    """The batch of the records that read as declared, and their indices; the others go
+    through `transform`. A record is UNDECODED (then its text is decoded, typed) or a value
+    a parser decoded (then it is checked and converted)."""
+    decode = plan.decoder.decode
+    convert = msgspec.convert
+    typed: list[dict[str, Any]] = []
+    kept: list[int] = []
+    for i, record in enumerate(records):
+        try:
+            if record is UNDECODED:
+                typed.append(decode(texts[i]))
+            elif type(record) is dict:
+                typed.append(convert(record, plan.record_type))
+            else:
+                continue
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeError):
+            continue
+        kept.append(i)
+    try:
+        raw = pa.array(typed, type=plan.struct)
+    except _CONVERT_ERRORS:  # rare (text msgspec takes and Arrow does not): leave those out
+        good = [j for j, r in enumerate(typed) if _converts(r, plan.struct)]
+        typed = [typed[j] for j in good]
+        kept = [kept[j] for j in good]
+        raw = pa.array(typed, type=plan.struct)
+    batch = Batch(typed, raw)
+    if not plan.json_fields:
+        return batch, kept
+    # fields under json values: picked out in Python, with the types msgspec would demand
+    bad: set[int] = set()
+    picked = {}
+    for path, type_ in plan.json_fields:
+        name = ".".join(path)
+        values = batch.values(name)
+        if type_ == pa.string():
+            bad.update(j for j, v in enumerate(values) if v is not None and type(v) is not str)
+        else:
+            bad.update(j for j, v in enumerate(values) if v is not None and not _fits(v, type_))
+        picked[name] = (values, type_)
+    if bad:
+        good = [j for j in range(len(typed)) if j not in bad]
+        index = pa.array(good, pa.int64())
+        batch = Batch([typed[j] for j in good], raw.take(index))
+        kept = [kept[j] for j in good]
+        picked = {k: ([v[j] for j in good], t) for k, (v, t) in picked.items()}
+    for name, (values, type_) in picked.items():
+        batch._columns[name] = pa.array(values, type_)
+    return batch, kept
+
+
+_CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+
+
+def _converts(record: dict[str, Any], struct: pa.StructType) -> bool:
+    try:
+        pa.array([record], type=struct)
+    except _CONVERT_ERRORS:
+        return False
+    return True
+
+
+def _leaf_array(value: Any, n: int, type_: pa.DataType, path: str) -> pa.Array:
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    if isinstance(value, pa.Array):
+        if len(value) != n:
+            raise ColumnarError(f"{path}: {len(value)} values for {n} records")
+        if value.type.equals(type_):
+            return value
+        try:
+            return value.cast(type_)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ColumnarError(f"{path}: {value.type} does not cast to {type_}: {exc}") from exc
+    if isinstance(value, pa.Scalar):
+        value = value.as_py()
+    try:
+        return pa.repeat(pa.scalar(value, type_), n)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+        raise ColumnarError(f"{path}: {value!r} is not a {type_}: {exc}") from exc
+
+
+def _related(n: int, columns: list[pa.Array]) -> pa.Array:
+    """Per record, the distinct non-empty values of `columns` in order (helpers.unique)."""
+    if not columns:
+        return pa.ListArray.from_arrays(
+            pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string())
+        )
+    if any(pa.types.is_list(c.type) or pa.types.is_large_list(c.type) for c in columns):
+        return _related_lists(n, columns)
+    # Scalar columns: a value is kept if it is there, not empty and not one of the row's
+    # earlier values; then the kept values, row by row, are the lists.
+    texts = [c.cast(pa.string()) for c in columns]
+    keeps = []
+    for j, col in enumerate(texts):
+        keep = pc.fill_null(pc.greater(pc.binary_length(col), 0), False)
+        for earlier in texts[:j]:
+            keep = pc.and_(keep, pc.invert(pc.fill_null(pc.equal(col, earlier), False)))
+        keeps.append(keep.to_numpy(zero_copy_only=False))
+    k = len(texts)
+    keep_rows = np.stack(keeps, axis=1)  # n x k
+    order = (np.arange(k)[None, :] * n + np.arange(n)[:, None]).ravel()  # row-major
+    chosen = order[keep_rows.ravel()]
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(keep_rows.sum(axis=1), out=offsets[1:])
+    values = pa.concat_arrays(texts).take(pa.array(chosen))
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _related_lists(n: int, columns: list[pa.Array]) -> pa.Array:
+    rows_parts, value_parts = [], []
+    for col in columns:
+        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+            rows_parts.append(pc.list_parent_indices(col).cast(pa.int64()))
+            value_parts.append(pc.list_flatten(col).cast(pa.string()))
+        else:
+            rows_parts.append(pa.array(np.arange(n, dtype=np.int64)))
+            value_parts.append(col.cast(pa.string()))
+    rows = pa.concat_arrays(rows_parts)
+    values = pa.concat_arrays(value_parts)
+    keep = pc.fill_null(pc.greater(pc.binary_length(values), 0), False)
+    long = pa.table({"row": rows, "seq": np.arange(len(rows), dtype=np.int64), "value": values})
+    long = (
+        long.filter(keep)
+        .group_by(["row", "value"], use_threads=False)
+        .aggregate([("seq", "min")])
+        .sort_by([("row", "ascending"), ("seq_min", "ascending")])
+    )
+    counts = np.bincount(long.column("row").to_numpy(), minlength=n)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), long.column("value").combine_chunks())
+
+
+@dataclass
+class Assembly:
+    """What a batch gives: its rows (in record order) and the records left to `transform`."""
+
+    table: pa.Table
+    kept: np.ndarray  # indices (into the batch) of the rows in `table`
+    row_path: np.ndarray  # indices of the records that go through transform(record)
+
+
+def assemble(
+    out: Mapping[str, Any],
+    n: int,
+    schema: pa.Schema,
+    leaves: Mapping[str, pa.DataType],
+    related: Mapping[str, Sequence[tuple[str, ...]]],
+    special: Mapping[str, str],  # dotted leaf -> "timestamp" or "date", coerced like rows
+    raws: Sequence[str] | None,
+    constants: Mapping[str, str],
+) -> Assembly:
+    """Turn the batch function's columns into the table's rows (see the module doc)."""
+    unknown = [k for k in out if k not in leaves and k != ROW_PATH and not _is_group(schema, k)]
+    if unknown:
+        raise ColumnarError(
+            f"returned {', '.join(sorted(unknown))}, which the table does not declare"
+        )
+    if "ts" not in out:
+        raise ColumnarError("returned no ts")
+    columns: dict[str, pa.Array] = {}
+    to_rows = np.zeros(n, dtype=bool)
+    if ROW_PATH in out:
+        to_rows |= (
+            _leaf_array(out[ROW_PATH], n, pa.bool_(), ROW_PATH)
+            .fill_null(False)
+            .to_numpy(zero_copy_only=False)
+        )
+    for path, value in out.items():
+        if path == ROW_PATH or path not in leaves:
+            continue
+        kind = "timestamp" if path == "ts" else special.get(path)
+        if kind is not None and isinstance(value, pa.Array) and not _is_type(value, kind):
+            given = value
+            value = (
+                timestamps(value)
+                if kind == "timestamp"
+                else per_value(_date_or_none, value, pa.date32())
+            )
+            # a value that does not read as a time: transform() says why
+            lost = pc.and_(pc.is_valid(given), pc.is_null(value))
+            to_rows |= lost.to_numpy(zero_copy_only=False)
+        columns[path] = _leaf_array(value, n, leaves[path], path)
+    to_rows |= columns["ts"].is_null().to_numpy(zero_copy_only=False)
+
+    if raws is not None:
+        original = pa.array(raws, pa.string())
+        given_original = columns.get("event.original")
+        columns["event.original"] = (
+            original if given_original is None else pc.coalesce(given_original, original)
+        )
+    for key, paths in related.items():
+        own = columns.get(f"related.{key}")
+        sources = [own] if own is not None else []
+        sources += [columns[".".join(p)] for p in paths if ".".join(p) in columns]
+        columns[f"related.{key}"] = _related(n, sources)
+    for path, value in constants.items():
+        columns[path] = pa.repeat(pa.scalar(value, leaves[path]), n)
+
+    arrays = [_build(f, f.name, columns, out, n) for f in schema]
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    kept = np.flatnonzero(~to_rows)
+    if len(kept) < n:
+        table = table.take(pa.array(kept))
+    return Assembly(table, kept, np.flatnonzero(to_rows))
+
+
+def _is_type(values: pa.Array, kind: str) -> bool:
+    return (
+        pa.types.is_timestamp(values.type)
+        if kind == "timestamp"
+        else pa.types.is_date32(values.type)
+    )
+
+
+def _date_or_none(value: Any) -> Any:
+    from tarn.normalize import _to_date  # the row path's own coercion
+
+    try:
+        return _to_date(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _is_group(schema: pa.Schema, path: str) -> bool:
+    node: Any = schema
+    for part in path.split("."):
+        try:
+            f = node.field(part)
+        except KeyError:
+            return False
+        if not pa.types.is_struct(f.type):
+            return False
+        node = f.type
+    return True
+
+
+def _build(
+    f: pa.Field, path: str, columns: Mapping[str, pa.Array], out: Mapping[str, Any], n: int
+) -> pa.Array:
+    if not pa.types.is_struct(f.type):
+        found = columns.get(path)
+        return found if found is not None else pa.nulls(n, f.type)
+    children = [_build(c, f"{path}.{c.name}", columns, out, n) for c in f.type]
+    given = out.get(path)
+    if given is not None:
+        valid = _leaf_array(given, n, pa.bool_(), path).fill_null(False)
+        return pa.StructArray.from_arrays(children, fields=list(f.type), mask=pc.invert(valid))
+    if not _provides(path, columns):
+        return pa.nulls(n, f.type)
+    return pa.StructArray.from_arrays(children, fields=list(f.type))
+
+
+def _provides(prefix: str, columns: Iterable[str]) -> bool:
+    start = prefix + "."
+    return any(c.startswith(start) for c in columns)
