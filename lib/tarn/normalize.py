@@ -291,10 +291,15 @@ class _Rows:
         for key in RELATED:
             values = related.get(key)
             paths = spec.related[key]
-            if not paths and not values:
-                related[key] = []
+            if not paths:
+                related[key] = unique(values) if values else []
                 continue
-            related[key] = unique([values, *(_at(row, p) for p in paths)] if paths else values)
+            found = [values] if values is not None else []
+            for path in paths:
+                value = _at(row, path)
+                if value is not None:
+                    found.append(value)
+            related[key] = unique(found)
         row["tarn"] = {
             "log_source": self.source.name,
             "table": spec.name,
@@ -363,7 +368,7 @@ def _short(value: Any) -> str:
 def _at(row: dict[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = row
     for key in path:
-        if not isinstance(node, dict):
+        if type(node) is not dict and not isinstance(node, dict):
             return None
         node = node.get(key)
         if node is None:
@@ -479,53 +484,77 @@ class _Batcher:
     ) -> None:
         self.r, self.b, self.plan, self.strict = r, b, plan, strict
         source = r.source
-        assert source.default_table is not None
-        self.spec = spec = source.table_specs[source.default_table]
-        self.special = {
-            **{".".join(p): "timestamp" for p in spec.timestamp_paths},
-            **{".".join(p): "date" for p in spec.date_paths},
+        self.targets = {
+            name: columnar_.Target(
+                name=name,
+                suffix=spec.suffix,
+                schema=spec.schema,
+                leaves=spec.columns,
+                related=spec.related,
+                special={
+                    **{".".join(p): "timestamp" for p in spec.timestamp_paths},
+                    **{".".join(p): "date" for p in spec.date_paths},
+                },
+                constants={
+                    "tarn.log_source": source.name,
+                    "tarn.table": name,
+                    "tarn.ingest_id": r.ingest_id,
+                },
+            )
+            for name, spec in source.table_specs.items()
         }
-        self.constants = {
-            "tarn.log_source": source.name,
-            "tarn.table": spec.name,
-            "tarn.ingest_id": r.ingest_id,
-        }
+        self.table_by = source.table_by
+        self.table_map = (
+            {value: source.table_name(suffix) for value, suffix in source.table_by.map}
+            if source.table_by
+            else {}
+        )
 
-    def _columns(self, items: list[Parsed]) -> tuple[pa.Table, list[int], list[int]]:
-        """The batch transform's rows, their items' indices, and the indices it leaves."""
+    def _columns(self, items: list[Parsed]) -> tuple[columnar_.Assembly, list[int]]:
+        """The batch transform's rows per table, and the indices of the items it leaves."""
         batch, kept = columnar_.read_records(
             self.plan, [record for _, _, record in items], [raw for _, raw, _ in items]
         )
-        out = self.plan(batch)
+        tables: str | pa.Array | None = self.r.source.default_table
+        if self.table_by is not None:
+            tables = batch.table = columnar_.lookup(
+                batch[self.table_by.field], self.table_map, None, pa.string()
+            )
         done = columnar_.assemble(
-            out,
+            self.plan(batch),
             len(kept),
-            self.spec.schema,
-            self.spec.columns,
-            self.spec.related,
-            self.special,
+            self.targets,
+            tables,
             [items[i][1] for i in kept] if self.r.source.keep_original else None,
-            self.constants,
         )
-        rows = [kept[i] for i in done.kept.tolist()]
-        taken = set(rows)
-        return done.table, rows, [i for i in range(len(items)) if i not in taken]
+        at = np.asarray(kept, dtype=np.int64)  # batch index -> item index
+        done.tables = [(name, table, at[rows]) for name, table, rows in done.tables]
+        taken = {i for _, _, rows in done.tables for i in rows.tolist()}
+        return done, [i for i in range(len(items)) if i not in taken]
 
     def run(self, items: list[Parsed]) -> None:
         try:
-            table, fast, rest = self._columns(items)
+            done, rest = self._columns(items)
         except Exception as exc:
             if self.strict:
                 raise
             columnar_.warn_once(self.r.source.name, exc)
-            table, fast, rest = self.spec.schema.empty_table(), [], list(range(len(items)))
-        own: list[Row] = []
+            done, rest = (
+                columnar_.Assembly([], np.array([], dtype=np.int64)),
+                list(range(len(items))),
+            )
+        own: dict[str, list[Row]] = {}
         for i in rest:
             for item in self.r.items_of(*items[i]):
                 if isinstance(item, Sidelined):
                     self.b.sideline(item.position, item.stage, item.reason, item.raw)
-                elif item.table == self.spec.name:
-                    own.append(item)
                 else:
-                    self.b.add(item)
-        self.b.add_columnar(self.spec.name, table, [items[i][0] for i in fast], own)
+                    own.setdefault(item.table, []).append(item)
+        fast = {name: (table, rows) for name, table, rows in done.tables}
+        for name in [*fast, *(t for t in own if t not in fast)]:
+            table, rows = fast.get(
+                name, (self.targets[name].schema.empty_table(), np.array([], dtype=np.int64))
+            )
+            self.b.add_columnar(
+                name, table, [items[i][0] for i in rows.tolist()], own.get(name, [])
+            )

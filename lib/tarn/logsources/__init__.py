@@ -161,11 +161,14 @@ class LogSource:
 
     @property
     def columnar(self) -> ColumnarTransform | None:
-        """The batch transform the transformer runs, if this source has one it can use:
-        rows of a batch all go to one table, so a source that chooses tables has none."""
-        if self.table_by is not None or self.default_table is None:
-            return None
-        return self.transform_columns
+        """The batch transform the transformer runs, if this source has one it can use. With
+        `table_by`, the batch function must read the field it names (as a string): the table
+        of each record is chosen from it before the function runs."""
+        plan = self.transform_columns
+        if plan is None or self.table_by is None:
+            return plan
+        field = self.table_by.field
+        return plan if "." not in field and plan.reads_text(field) else None
 
     @property
     def table(self) -> str:

@@ -120,6 +120,11 @@ class ColumnarTransform:
     def __call__(self, batch: Batch) -> Mapping[str, Any]:
         return self.fn(batch)
 
+    def reads_text(self, name: str) -> bool:
+        """Whether the top-level raw field `name` is declared as text."""
+        index = self.struct.get_field_index(name)
+        return index >= 0 and pa.types.is_string(self.struct.field(index).type)
+
 
 def columnar(raw: Mapping[str, str]) -> Callable[[Callable[..., Any]], ColumnarTransform]:
     """Declare `transform_columns(batch)` with the raw fields it reads (see the module doc)."""
@@ -201,6 +206,8 @@ class Batch:
         columns: Mapping[str, pa.Array] | None = None,
     ) -> None:
         self.records = records  # the declared fields of each record (json values whole)
+        # per record, the table table_by chose (null where none); None: one table for all
+        self.table: pa.Array | None = None
         self._raw = raw
         self._columns = dict(columns or {})
         self._values: dict[str, list[Any]] = {}
@@ -424,8 +431,7 @@ def read_records(
         picked[name] = (values, type_)
     if bad:
         good = [j for j in range(len(typed)) if j not in bad]
-        index = pa.array(good, pa.int64())
-        batch = Batch([typed[j] for j in good], raw.take(index))
+        batch = Batch([typed[j] for j in good], raw.take(pa.array(good, pa.int64())))
         kept = [kept[j] for j in good]
         picked = {k: ([v[j] for j in good], t) for k, (v, t) in picked.items()}
     for name, (values, type_) in picked.items():
@@ -516,45 +522,115 @@ def _related_lists(n: int, columns: list[pa.Array]) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), long.column("value").combine_chunks())
 
 
+@dataclass(frozen=True)
+class Target:
+    """One table a batch may write: what `assemble` needs of its spec."""
+
+    name: str
+    suffix: str | None
+    schema: pa.Schema
+    leaves: Mapping[str, pa.DataType]
+    related: Mapping[str, Sequence[tuple[str, ...]]]
+    special: Mapping[str, str]  # dotted leaf -> "timestamp" or "date", coerced like rows
+    constants: Mapping[str, str]  # tarn.* values
+
+    def knows(self, path: str) -> bool:
+        return path in self.leaves or _is_group(self.schema, path)
+
+
 @dataclass
 class Assembly:
-    """What a batch gives: its rows (in record order) and the records left to `transform`."""
+    """What a batch gives: rows per table (each in record order, with the batch indices of
+    its records) and the indices of the records left to `transform`."""
 
-    table: pa.Table
-    kept: np.ndarray  # indices (into the batch) of the rows in `table`
-    row_path: np.ndarray  # indices of the records that go through transform(record)
+    tables: list[tuple[str, pa.Table, np.ndarray]]
+    row_path: np.ndarray
+
+
+TABLE = "_table"
 
 
 def assemble(
     out: Mapping[str, Any],
     n: int,
-    schema: pa.Schema,
-    leaves: Mapping[str, pa.DataType],
-    related: Mapping[str, Sequence[tuple[str, ...]]],
-    special: Mapping[str, str],  # dotted leaf -> "timestamp" or "date", coerced like rows
+    targets: Mapping[str, Target],
+    tables: str | pa.Array | None,
     raws: Sequence[str] | None,
-    constants: Mapping[str, str],
 ) -> Assembly:
-    """Turn the batch function's columns into the table's rows (see the module doc)."""
-    unknown = [k for k in out if k not in leaves and k != ROW_PATH and not _is_group(schema, k)]
+    """Turn the batch function's columns into rows of the tables (see the module doc).
+
+    `tables` is the table of every record (the default), or per record the table `table_by`
+    chose (null where it chose none), or None (the source has no default table). `_table` in
+    `out` (a suffix or a table name per record, null for none) wins over it, as it does for
+    rows; a record left without a table goes through transform(), which says why."""
+    if tables is None:
+        tables = pa.nulls(n, pa.string())
+    unknown = [
+        k
+        for k in out
+        if k not in (ROW_PATH, TABLE) and not any(t.knows(k) for t in targets.values())
+    ]
     if unknown:
-        raise ColumnarError(
-            f"returned {', '.join(sorted(unknown))}, which the table does not declare"
-        )
+        raise ColumnarError(f"returned {', '.join(sorted(unknown))}, which no table declares")
     if "ts" not in out:
         raise ColumnarError("returned no ts")
-    columns: dict[str, pa.Array] = {}
     to_rows = np.zeros(n, dtype=bool)
     if ROW_PATH in out:
-        to_rows |= (
-            _leaf_array(out[ROW_PATH], n, pa.bool_(), ROW_PATH)
-            .fill_null(False)
-            .to_numpy(zero_copy_only=False)
-        )
-    for path, value in out.items():
-        if path == ROW_PATH or path not in leaves:
+        to_rows |= _numpy(_leaf_array(out[ROW_PATH], n, pa.bool_(), ROW_PATH).fill_null(False))
+    chosen = tables if isinstance(tables, pa.Array) else None
+    if TABLE in out:
+        wanted = _leaf_array(out[TABLE], n, pa.string(), TABLE)
+        names = {t.suffix: t.name for t in targets.values() if t.suffix} | {
+            t.name: t.name for t in targets.values()
+        }
+        picked = lookup(wanted, names, None, pa.string())
+        # a table the source does not declare: transform() says so
+        to_rows |= _numpy(pc.and_(pc.is_valid(wanted), pc.is_null(picked)))
+        chosen = pc.coalesce(picked, chosen if chosen is not None else pa.scalar(tables))
+    if chosen is None:
+        groups = [(str(tables), np.arange(n))]
+    else:
+        to_rows |= _numpy(pc.is_null(chosen))
+        names_of = _numpy(pc.fill_null(chosen, ""))
+        groups = [(name, np.flatnonzero(names_of == name)) for name in np.unique(names_of) if name]
+    built = []
+    for name, rows in groups:
+        rows = rows[~to_rows[rows]]
+        if not len(rows):
             continue
-        kind = "timestamp" if path == "ts" else special.get(path)
+        target = targets[name]
+        whole = len(rows) == n
+        index = None if whole else pa.array(rows)
+        part = {
+            k: (v.take(index) if index is not None and isinstance(v, pa.Array) else v)
+            for k, v in out.items()
+            if k not in (ROW_PATH, TABLE) and target.knows(k)
+        }
+        part_raws = None if raws is None else (raws if whole else [raws[i] for i in rows.tolist()])
+        table, lost = _assemble_one(part, len(rows), target, part_raws)
+        to_rows[rows[lost]] = True
+        keep = ~lost
+        if not keep.all():
+            table = table.filter(pa.array(keep))
+        built.append((name, table, rows[keep]))
+    return Assembly(built, np.flatnonzero(to_rows))
+
+
+def _numpy(values: pa.Array) -> np.ndarray:
+    return values.to_numpy(zero_copy_only=False)
+
+
+def _assemble_one(
+    out: Mapping[str, Any], n: int, target: Target, raws: Sequence[str] | None
+) -> tuple[pa.Table, np.ndarray]:
+    """The rows of one table, and which of them must go through transform() instead."""
+    leaves = target.leaves
+    columns: dict[str, pa.Array] = {}
+    lost = np.zeros(n, dtype=bool)
+    for path, value in out.items():
+        if path not in leaves:
+            continue
+        kind = "timestamp" if path == "ts" else target.special.get(path)
         if kind is not None and isinstance(value, pa.Array) and not _is_type(value, kind):
             given = value
             value = (
@@ -563,10 +639,9 @@ def assemble(
                 else per_value(_date_or_none, value, pa.date32())
             )
             # a value that does not read as a time: transform() says why
-            lost = pc.and_(pc.is_valid(given), pc.is_null(value))
-            to_rows |= lost.to_numpy(zero_copy_only=False)
+            lost |= _numpy(pc.and_(pc.is_valid(given), pc.is_null(value)))
         columns[path] = _leaf_array(value, n, leaves[path], path)
-    to_rows |= columns["ts"].is_null().to_numpy(zero_copy_only=False)
+    lost |= _numpy(columns["ts"].is_null())
 
     if raws is not None:
         original = pa.array(raws, pa.string())
@@ -574,20 +649,16 @@ def assemble(
         columns["event.original"] = (
             original if given_original is None else pc.coalesce(given_original, original)
         )
-    for key, paths in related.items():
+    for key, paths in target.related.items():
         own = columns.get(f"related.{key}")
         sources = [own] if own is not None else []
         sources += [columns[".".join(p)] for p in paths if ".".join(p) in columns]
         columns[f"related.{key}"] = _related(n, sources)
-    for path, value in constants.items():
+    for path, value in target.constants.items():
         columns[path] = pa.repeat(pa.scalar(value, leaves[path]), n)
 
-    arrays = [_build(f, f.name, columns, out, n) for f in schema]
-    table = pa.Table.from_arrays(arrays, schema=schema)
-    kept = np.flatnonzero(~to_rows)
-    if len(kept) < n:
-        table = table.take(pa.array(kept))
-    return Assembly(table, kept, np.flatnonzero(to_rows))
+    arrays = [_build(f, f.name, columns, out, n) for f in target.schema]
+    return pa.Table.from_arrays(arrays, schema=target.schema), lost
 
 
 def _is_type(values: pa.Array, kind: str) -> bool:

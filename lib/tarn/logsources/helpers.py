@@ -293,20 +293,26 @@ def to_bool(value: Any) -> bool | None:
 
 def unique(values: Iterable[Any] | None) -> list[str]:
     """Distinct non-empty values as text, in first-seen order; nested lists are flattened."""
+    if values is None:
+        return []
     seen: dict[str, None] = {}
-
-    def add(v: Any) -> None:
-        if v is None or v == "" or v == []:
-            return
-        if isinstance(v, (list, tuple, set)):
-            for item in v:
-                add(item)
-            return
-        seen.setdefault(v if isinstance(v, str) else str(v), None)
-
-    if values is not None:
-        add(values if isinstance(values, (list, tuple, set)) else [values])
+    _add_unique(seen, values if isinstance(values, (list, tuple, set)) else [values])
     return list(seen)
+
+
+def _add_unique(seen: dict[str, None], items: Iterable[Any]) -> None:
+    for v in items:
+        if type(v) is str:  # the common case first
+            if v:
+                seen[v] = None  # an existing key keeps its place
+        elif v is None:
+            continue
+        elif isinstance(v, (list, tuple, set)):
+            _add_unique(seen, v)
+        elif v == "" or v == []:
+            continue
+        else:
+            seen.setdefault(v if isinstance(v, str) else str(v), None)
 
 
 def dig(record: Any, path: str, default: Any = None) -> Any:

@@ -392,14 +392,28 @@ def test_extending_keeps_the_batch_function_only_with_the_inherited_transform(
     (own / "transform.py").write_text("def transform(r):\n    return {'ts': r['eventTime']}\n")
     assert logsources.load_folder(own).columnar is None
 
-    routed = tmp_path / "c" / "mine"
-    routed.mkdir(parents=True)
-    (routed / "log_source.yml").write_text(
-        "name: mine\nextends: aws_cloudtrail\ntable_by: {field: eventSource, map: {x: x}}\n"
+    def routed_by(folder: Path, field: str, value: str) -> logsources.LogSource:
+        folder.mkdir(parents=True)
+        (folder / "log_source.yml").write_text(
+            f"name: mine\nextends: aws_cloudtrail\ntable_by: {{field: {field}, map: {{{value}: x}}}}\n"
+        )
+        (folder / "tables").mkdir()
+        (folder / "tables" / "x.yml").write_text("schema: {ecs: [message, event.action]}\n")
+        return logsources.load_folder(folder)
+
+    mine = routed_by(tmp_path / "c" / "mine", "eventSource", "x.amazonaws.com")
+    assert mine.columnar is not None  # eventSource is read as text: tables chosen per batch
+    data = _lines(
+        *(
+            {"eventTime": "2026-11-20T01:02:03Z", "eventName": f"E{i}", "eventSource": source}
+            for i, source in enumerate(["x.amazonaws.com", "y.amazonaws.com", None] * 3)
+        )
     )
-    (routed / "tables").mkdir()
-    (routed / "tables" / "x.yml").write_text("schema: {ecs: [message]}\n")
-    assert logsources.load_folder(routed).columnar is None
+    tables, side = assert_same(mine, data)
+    assert [r["event"]["action"] for r in tables["mine_x"]] == ["E0", "E3", "E6"]
+    assert len(side) == 6 and all(s[1] == "validate" for s in side)
+    # a dotted field: the row path reads it its own way, so rows decide
+    assert routed_by(tmp_path / "d" / "mine", "userIdentity.type", "Root").columnar is None
 
 
 # -- helpers agree with their row versions -----------------------------------------------------
