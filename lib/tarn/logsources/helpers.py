@@ -345,12 +345,20 @@ def json_text(value: Any) -> str | None:
         return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
+_JSON_IN_ORDER = msgspec.json.Encoder()
+
+
 def json_text_nonempty(value: Any, *, sort_keys: bool) -> str | None:
     """Compact JSON text, None for None, {} and []. Unlike `json_text` it leaves key order
-    to the caller and raises TypeError for values JSON cannot hold."""
+    to the caller and raises TypeError for values JSON cannot hold (times are RFC 3339 text).
+    UTF-8 as it is, like `json_text`; what the fast encoder cannot write (non-text keys, lone
+    surrogates) the standard library writes."""
     if value in (None, {}, []):
         return None
-    return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys)
+    try:
+        return (JSON_ENCODER if sort_keys else _JSON_IN_ORDER).encode(value).decode()
+    except (TypeError, ValueError, UnicodeError, OverflowError):
+        return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys)
 
 
 _FACILITIES = (

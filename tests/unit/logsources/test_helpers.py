@@ -187,8 +187,9 @@ def test_json_text_nonempty() -> None:
         assert json_text_nonempty(empty, sort_keys=True) is None
     assert json_text_nonempty("", sort_keys=True) == '""'
     assert json_text_nonempty(0, sort_keys=True) == "0"
+    assert json_text_nonempty(["é", 1e16], sort_keys=False) == '["é",1e16]'  # UTF-8 as it is
     with pytest.raises(TypeError):
-        json_text_nonempty({"when": datetime(2026, 1, 1)}, sort_keys=True)
+        json_text_nonempty({"what": object()}, sort_keys=True)
 
 
 @pytest.mark.parametrize(
