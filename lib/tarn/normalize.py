@@ -30,7 +30,7 @@ import pyarrow as pa
 from tarn.logsources import LogSource, TableSpec
 from tarn.logsources import columnar as columnar_
 from tarn.logsources._json import decode_line
-from tarn.logsources._parse import UNDECODED, Parsed, ParseError, parse, safely
+from tarn.logsources._parse import UNDECODED, Fields, Parsed, ParseError, parse, safely
 from tarn.logsources._schema import SIDELINE_SCHEMA
 from tarn.logsources.helpers import dig, json_text, parse_ts, unique
 
@@ -324,6 +324,8 @@ class _Rows:
         """The rows (or sideline items) `transform(record)` makes of one parsed record."""
         if record is UNDECODED:
             record = safely(decode_line, raw)
+        elif type(record) is Fields:
+            record = record.record()
         if isinstance(record, Exception):
             yield Sidelined(position, "parse", str(record), raw)
             return
@@ -515,6 +517,8 @@ class _Batcher:
         batch, kept = columnar_.read_records(
             self.plan, [record for _, _, record in items], [raw for _, raw, _ in items]
         )
+        if not kept:  # no record reads as declared: nothing for the batch function
+            return columnar_.Assembly([], np.array([], dtype=np.int64)), list(range(len(items)))
         tables: str | pa.Array | None = self.r.source.default_table
         if self.table_by is not None:
             tables = batch.table = columnar_.lookup(

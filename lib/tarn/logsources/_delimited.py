@@ -15,22 +15,31 @@ from collections.abc import Iterator
 from typing import IO, Any, Literal
 
 from tarn.logsources._json import decode_line
-from tarn.logsources._parse import MAX_LINE, Ingest, Parsed, ParseError, lines, prefixed, safely
+from tarn.logsources._parse import (
+    MAX_LINE,
+    Fields,
+    Ingest,
+    Parsed,
+    ParseError,
+    lines,
+    prefixed,
+    safely,
+)
 
 # The csv module refuses fields over 128 KiB by default; a field may be as long as a line.
 csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE))
 
 
-def parse_csv(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
-    return _with_header(stream, ingest.delimiter or ",", csv.QUOTE_MINIMAL)
+def parse_csv(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator[Parsed]:
+    return _with_header(stream, ingest.delimiter or ",", csv.QUOTE_MINIMAL, lazy)
 
 
-def parse_tsv(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
-    return _with_header(stream, "\t", csv.QUOTE_NONE)
+def parse_tsv(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator[Parsed]:
+    return _with_header(stream, "\t", csv.QUOTE_NONE, lazy)
 
 
 def _with_header(
-    stream: IO[bytes], delimiter: str, quoting: Literal[0, 1, 2, 3]
+    stream: IO[bytes], delimiter: str, quoting: Literal[0, 1, 2, 3], lazy: bool = False
 ) -> Iterator[Parsed]:
     consumed: list[tuple[int, str]] = []  # the lines the reader took for the current record
     too_long: list[Parsed] = []
@@ -75,14 +84,8 @@ def _with_header(
         if len(row) != len(header):
             yield position, raw, ParseError(f"{len(row)} fields where the header has {len(header)}")
             continue
-        yield (
-            position,
-            raw,
-            {
-                name: (value if value != "" else None)
-                for name, value in zip(header, row, strict=True)
-            },
-        )
+        fields = Fields(header, row)
+        yield position, raw, fields if lazy else fields.record()
     yield from too_long
 
 

@@ -40,6 +40,23 @@ class _Undecoded:
 UNDECODED: Any = _Undecoded()
 
 
+class Fields:
+    """A delimited row as parsed with lazy=True: its fields under the file's header ("" is
+    an empty field). `record()` is the dict the parser gives otherwise."""
+
+    __slots__ = ("header", "values")
+
+    def __init__(self, header: list[str], values: list[str]) -> None:
+        self.header = header
+        self.values = values
+
+    def record(self) -> dict[str, str | None]:
+        return {
+            name: (value if value != "" else None)
+            for name, value in zip(self.header, self.values, strict=True)
+        }
+
+
 @dataclass(frozen=True)
 class Ingest:
     """The `ingest:` block of log_source.yml."""
@@ -161,13 +178,19 @@ def registry() -> dict[str, Parser]:
 
 def parse(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator[Parsed]:
     """The items of one raw object. With `lazy`, a JSON format leaves the lines that are one
-    record each undecoded (UNDECODED): the batch path decodes them itself, typed."""
+    record each undecoded (UNDECODED) and csv/tsv give Fields, not dicts: the batch path
+    reads them itself, typed and by column."""
     parsers = registry()
     if ingest.format not in parsers:
         raise ParseError(f"unknown ingest format {ingest.format!r}; known: {', '.join(parsers)}")
-    if lazy and ingest.format in ("json", "ndjson"):
-        from tarn.logsources import _json
+    if lazy and ingest.format in ("json", "ndjson", "csv", "tsv"):
+        from tarn.logsources import _delimited, _json
 
-        lazy_parsers = {"json": _json.parse_json, "ndjson": _json.parse_ndjson}
+        lazy_parsers = {
+            "json": _json.parse_json,
+            "ndjson": _json.parse_ndjson,
+            "csv": _delimited.parse_csv,
+            "tsv": _delimited.parse_tsv,
+        }
         return lazy_parsers[ingest.format](decompressed(stream), ingest, lazy=True)
     return parsers[ingest.format](decompressed(stream), ingest)

@@ -41,7 +41,7 @@ The contract:
   use a batch function; their rows go to that table.
 
 The helpers below (`timestamps`, `ips`, `to_bools`, `either`, `truthy`, `lookup`,
-`per_value`) each give what the row helper of the same meaning gives per record.
+`per_value`, `unique_values`) each give what the row helper of the same meaning gives per record.
 
 Nothing here can lose a record: when the batch function raises (a bug), the batch goes
 record by record through `transform` and a warning is logged once per source.
@@ -59,7 +59,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tarn.logsources._parse import UNDECODED
+from tarn.logsources._parse import UNDECODED, Fields
 from tarn.logsources._schema import TS, Field, arrow_schema
 from tarn.logsources.helpers import JSON_ENCODER, ip_or_none, json_text, parse_ts, to_bool
 
@@ -77,6 +77,7 @@ __all__ = [
     "timestamps",
     "to_bools",
     "truthy",
+    "unique_values",
 ]
 
 log = logging.getLogger("tarn.logsources.columnar")
@@ -116,6 +117,7 @@ class ColumnarTransform:
     struct: pa.StructType  # the declared fields outside json values, as Arrow
     json_fields: tuple[tuple[tuple[str, ...], pa.DataType], ...]  # fields under a json value
     decoder: msgspec.json.Decoder = field(repr=False)
+    json_nodes: tuple[tuple[str, ...], ...] = ()  # raw values read whole
 
     def __call__(self, batch: Batch) -> Mapping[str, Any]:
         return self.fn(batch)
@@ -168,7 +170,12 @@ def columnar(raw: Mapping[str, str]) -> Callable[[Callable[..., Any]], ColumnarT
 
     def wrap(fn: Callable[..., Any]) -> ColumnarTransform:
         return ColumnarTransform(
-            fn, record_type, struct, tuple(under_json), msgspec.json.Decoder(record_type)
+            fn,
+            record_type,
+            struct,
+            tuple(under_json),
+            msgspec.json.Decoder(record_type),
+            tuple(json_nodes),
         )
 
     return wrap
@@ -201,11 +208,11 @@ class Batch:
 
     def __init__(
         self,
-        records: Sequence[dict[str, Any]],
+        records: Sequence[dict[str, Any]] | Callable[[], Sequence[dict[str, Any]]],
         raw: pa.StructArray,
         columns: Mapping[str, pa.Array] | None = None,
     ) -> None:
-        self.records = records  # the declared fields of each record (json values whole)
+        self._records = records  # or how to make them, when only columns were read
         # per record, the table table_by chose (null where none); None: one table for all
         self.table: pa.Array | None = None
         self._raw = raw
@@ -214,7 +221,14 @@ class Batch:
         self._present: dict[str, pa.Array] = {}
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self._raw)
+
+    @property
+    def records(self) -> Sequence[dict[str, Any]]:
+        """The declared fields of each record as Python values (json values whole)."""
+        if callable(self._records):
+            self._records = self._records()
+        return self._records
 
     def __getitem__(self, path: str) -> pa.Array:
         """The raw values at `path` (null where the record or a group on the way lacks it)."""
@@ -319,6 +333,14 @@ def truthy(values: pa.Array) -> pa.Array:
     raise ColumnarError(f"truthy() does not read {t}")
 
 
+def unique_values(*columns: pa.Array) -> pa.Array:
+    """helpers.unique per record over the values of `columns` (text or lists of text), in
+    order: a list<string> array, for related.* values of a transform's own."""
+    if not columns:
+        raise ColumnarError("unique_values() needs at least one column")
+    return _related(len(columns[0]), list(columns))
+
+
 def either(first: pa.Array, second: pa.Array) -> pa.Array:
     """Python's `first or second` per value."""
     return pc.if_else(truthy(first), first, second)
@@ -393,6 +415,10 @@ def read_records(
     """The batch of the records that read as declared, and their indices; the others go
     through `transform`. A record is UNDECODED (then its text is decoded, typed) or a value
     a parser decoded (then it is checked and converted)."""
+    if records and all(type(r) is Fields or isinstance(r, Exception) for r in records):
+        by_column = _read_fields(plan, records)
+        if by_column is not None:
+            return by_column
     decode = plan.decoder.decode
     convert = msgspec.convert
     typed: list[dict[str, Any]] = []
@@ -403,6 +429,8 @@ def read_records(
                 typed.append(decode(texts[i]))
             elif type(record) is dict:
                 typed.append(convert(record, plan.record_type))
+            elif type(record) is Fields:
+                typed.append(convert(record.record(), plan.record_type))
             else:
                 continue
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeError):
@@ -439,6 +467,37 @@ def read_records(
     return batch, kept
 
 
+def _read_fields(plan: ColumnarTransform, records: Sequence[Any]) -> tuple[Batch, list[int]] | None:
+    """Delimited rows under one header, read column by column (no dict per row). None where
+    that does not apply: the rows are then read one by one like any record."""
+    kept = [i for i, r in enumerate(records) if type(r) is Fields]
+    if not kept:
+        return None
+    header = records[kept[0]].header
+    if any(records[i].header is not header for i in kept) or plan.json_fields:
+        return None
+    if not all(pa.types.is_string(f.type) for f in plan.struct):
+        return None  # a delimited field is text: records would not read as declared
+    where = {name: j for j, name in enumerate(header)}  # a repeated name: the last, as dicts
+    rows = [records[i].values for i in kept]
+    columns = []
+    for f in plan.struct:
+        j = where.get(f.name)
+        if j is None:
+            columns.append(pa.nulls(len(rows), pa.string()))
+            continue
+        values = pa.array([row[j] for row in rows], pa.string())
+        columns.append(pc.if_else(pc.equal(values, ""), None, values))
+    raw = pa.StructArray.from_arrays(columns, fields=list(plan.struct))
+    names = [f.name for f in plan.struct if f.name in where]
+    names += [p[0] for p in plan.json_nodes if len(p) == 1 and p[0] in where]
+
+    def typed() -> list[dict[str, Any]]:
+        return [{name: (row[where[name]] or None) for name in names} for row in rows]
+
+    return Batch(typed, raw), kept
+
+
 _CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
 
 
@@ -448,6 +507,31 @@ def _converts(record: dict[str, Any], struct: pa.StructType) -> bool:
     except _CONVERT_ERRORS:
         return False
     return True
+
+
+def _fitted(value: Any, n: int, type_: pa.DataType, path: str) -> tuple[pa.Array, pa.Array | None]:
+    """The column as `type_`, and where a value does not fit it (None: all fit). A record
+    with a value that does not fit goes through transform(), whose row is then sidelined
+    with the reason, as rows are."""
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    if not isinstance(value, pa.Array) or value.type.equals(type_):
+        return _leaf_array(value, n, type_, path), None
+    if len(value) != n:
+        raise ColumnarError(f"{path}: {len(value)} values for {n} records")
+    try:
+        return value.cast(type_), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    if _numeric(value.type) and _numeric(type_):
+        forced = value.cast(type_, safe=False)
+        kept = pc.fill_null(pc.equal(forced.cast(value.type, safe=False), value), True)
+        return pc.if_else(kept, forced, None), pc.invert(kept)
+    raise ColumnarError(f"{path}: {value.type} does not cast to {type_}")
+
+
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
 
 
 def _leaf_array(value: Any, n: int, type_: pa.DataType, path: str) -> pa.Array:
@@ -640,7 +724,9 @@ def _assemble_one(
             )
             # a value that does not read as a time: transform() says why
             lost |= _numpy(pc.and_(pc.is_valid(given), pc.is_null(value)))
-        columns[path] = _leaf_array(value, n, leaves[path], path)
+        columns[path], unfit = _fitted(value, n, leaves[path], path)
+        if unfit is not None:
+            lost |= _numpy(unfit)
     lost |= _numpy(columns["ts"].is_null())
 
     if raws is not None:

@@ -488,3 +488,48 @@ def test_either_and_truthy_follow_python() -> None:
         datetime(2026, 1, 1, tzinfo=UTC)
         == col.timestamps(pa.array([datetime(2026, 1, 1)], pa.timestamp("us"))).to_pylist()[0]
     )
+
+
+def test_a_value_that_does_not_fit_its_column_is_sidelined_as_rows_are(tmp_path: Path) -> None:
+    yml = "name: small\ningest: {format: ndjson}\nschema: {fields: [{name: small.n, type: int}]}\n"
+    code = (
+        "from tarn.logsources import columnar as col\n"
+        "def transform(r):\n    return {'ts': r['t'], 'small': {'n': r.get('n')}}\n"
+        "@col.columnar(raw={'t': 'string', 'n': 'long'})\n"
+        "def transform_columns(batch):\n"
+        "    return {'ts': col.timestamps(batch['t']), 'small.n': batch['n']}\n"
+    )
+    src = logsources.load_folder(make(tmp_path, "small", yml, code))
+    data = _lines(*({"t": "2026-11-20T01:02:03Z", "n": n} for n in (1, 2**40, -5, 2**31)))
+    tables, side = assert_same(src, data)
+    assert [r["small"]["n"] for r in tables["small"]] == [1, -5]
+    assert [s[0] for s in side] == [1, 3] and all("does not fit" in s[2] for s in side)
+
+
+def test_delimited_rows_are_read_by_column_like_records(tmp_path: Path) -> None:
+    yml = "name: flat\ningest: {format: csv}\nschema: {ecs: [message, labels, user.name]}\n"
+    code = (
+        "from tarn.logsources import columnar as col\n"
+        "from tarn.logsources.helpers import json_text\n"
+        "def transform(r):\n"
+        "    return {'ts': r['t'], 'message': r.get('m'), 'labels': json_text(r.get('x')),\n"
+        "            'user': {'name': r.get('u') or r.get('m')}}\n"
+        "@col.columnar(raw={'t': 'string', 'm': 'string', 'u': 'string', 'x': 'json'})\n"
+        "def transform_columns(batch):\n"
+        "    return {'ts': col.timestamps(batch['t']), 'message': batch['m'],\n"
+        "            'labels': batch.json('x'), 'user.name': col.either(batch['u'], batch['m'])}\n"
+    )
+    src = logsources.load_folder(make(tmp_path, "flat", yml, code))
+    data = (
+        b"t,m,x,u,m\n"  # a repeated column: the last one counts, as in the row's dict
+        b"2026-11-20T01:02:03Z,a,{},,b\n"
+        b'2026-11-20T01:02:04Z,,"x,y",u1,\n'
+        b"not a time,c,z,,d\n"
+        b"2026-11-20T01:02:05Z,e\n"
+    )
+    tables, side = assert_same(src, data)
+    assert [(r["message"], r["labels"], r["user"]["name"]) for r in tables["flat"]] == [
+        ("b", '"{}"', "b"),
+        (None, '"x,y"', "u1"),
+    ]
+    assert sorted(s[1] for s in side) == ["parse", "validate"]

@@ -90,7 +90,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, logsources.Lo
         )
         (folder / "transform.py").write_text(TRANSFORM)
         out[fmt] = logsources.load_folder(Path(folder))
-        if fmt in ("json", "ndjson"):
+        if fmt in ("json", "ndjson", "csv", "tsv"):
             twin = root / f"{name}_batch"
             twin.mkdir()
             (twin / "log_source.yml").write_text(

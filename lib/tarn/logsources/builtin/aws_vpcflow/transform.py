@@ -26,6 +26,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tarn.logsources import columnar as col
+
 # IANA protocol numbers -> ECS network.transport (lowercase IANA keyword).
 _TRANSPORT = {
     "1": "icmp",
@@ -206,3 +211,188 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
                 related.append(pkt[0])
     out["related"] = {"ip": related, "user": [], "hosts": [], "hash": []}
     return out
+
+
+# -- the same rows, a batch at a time (see tarn.logsources.columnar) ------------------------------
+_COLUMNS = (
+    "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport",
+    "protocol", "packets", "bytes", "start", "end", "action", "log-status", "vpc-id",
+    "subnet-id", "instance-id", "region", "az-id", "tcp-flags", "type", "pkt-srcaddr",
+    "pkt-dstaddr", "flow-direction", "traffic-path",
+)  # fmt: skip
+_PLAIN_INT = r"^-?[0-9]{1,18}$"
+_INT64 = (-(2**63), 2**63 - 1)
+# datetime.fromtimestamp(s, UTC) reads years 1 to 9999
+_SECONDS = (-62135596800, 253402300799)
+
+
+def _int_or_bad(value: str) -> int | None:
+    """_int of one value, or None where it raises (or where the int does not fit a long)."""
+    if value == "-":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        return None
+    return n if _INT64[0] <= n <= _INT64[1] else None
+
+
+def _ints(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """_int per value: the integers, and where _int raises (or the int is too big for a long)."""
+    text = pc.fill_null(values, "-")
+    plain = pc.match_substring_regex(text, _PLAIN_INT)
+    if pc.all(pc.or_(plain, pc.equal(text, "-"))).as_py():
+        return pc.if_else(plain, text, None).cast(pa.int64()), pa.repeat(False, len(text))
+    ints = col.per_value(_int_or_bad, text, pa.int64())
+    return ints, pc.and_(pc.not_equal(text, "-"), pc.is_null(ints))
+
+
+def _addr_text(value: str) -> str | None:
+    found = _addr(value) if value else None
+    return found[0] if found else None
+
+
+def _addr_internal(value: str) -> bool | None:
+    found = _addr(value) if value else None
+    return found[1] if found else None
+
+
+def _value(batch: col.Batch, key: str) -> pa.Array:
+    values = batch[key]
+    return pc.if_else(pc.fill_null(pc.equal(values, "-"), False), None, values)
+
+
+def _times(seconds: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """datetime.fromtimestamp(s, UTC) per value, and where it raises."""
+    out_of_range = pc.fill_null(
+        pc.or_(pc.less(seconds, _SECONDS[0]), pc.greater(seconds, _SECONDS[1])), False
+    )
+    usable = pc.if_else(out_of_range, None, seconds)
+    return usable.cast(pa.timestamp("s", tz="UTC")), out_of_range
+
+
+@col.columnar(raw=dict.fromkeys(_COLUMNS, "string"))
+def transform_columns(batch: col.Batch) -> dict[str, Any]:
+    """transform() for a batch of rows: the same rows, built with Arrow compute."""
+    n = len(batch)
+    status = batch["log-status"]
+    # no log-status, or no start (not even a column for it): transform() says why
+    refuse = pc.is_null(status)
+    start, bad_start = _ints(batch["start"])
+    end, bad_end = _ints(batch["end"])
+    tcp_flags, bad_flags = _ints(batch["tcp-flags"])
+    refuse = pc.or_(refuse, pc.or_(pc.or_(bad_start, bad_end), bad_flags))
+    refuse = pc.or_(refuse, pc.is_null(start))
+    started, start_range = _times(start)
+    ended, end_range = _times(end)
+    refuse = pc.or_(refuse, pc.or_(start_range, end_range))
+    seconds = pc.subtract_checked(pc.fill_null(end, 0), pc.fill_null(start, 0))
+    too_long = pc.greater(pc.abs(seconds), _INT64[1] // 1_000_000_000)
+    refuse = pc.or_(refuse, too_long)  # the row path's duration does not fit a long
+    duration = pc.if_else(pc.is_null(end), None, pc.multiply(seconds, 1_000_000_000))
+
+    ok = pc.fill_null(pc.equal(status, "OK"), False)
+    quiet = pc.fill_null(pc.is_in(status, pa.array(["NODATA", "SKIPDATA"])), False)
+    refuse = pc.or_(refuse, pc.invert(pc.or_(ok, quiet)))  # unknown log-status
+
+    srcaddr, dstaddr = batch["srcaddr"], batch["dstaddr"]
+    # NODATA and SKIPDATA rows have no source or destination (nor their related.ip)
+    src = pc.if_else(ok, col.per_value(_addr_text, srcaddr, pa.string()), None)
+    dst = pc.if_else(ok, col.per_value(_addr_text, dstaddr, pa.string()), None)
+    action = col.lookup(pc.fill_null(batch["action"], ""), _ACTIONS, None, pa.list_(pa.string()))
+    packets, bad_packets = _ints(batch["packets"])
+    nbytes, bad_bytes = _ints(batch["bytes"])
+    srcport, bad_srcport = _ints(batch["srcport"])
+    dstport, bad_dstport = _ints(batch["dstport"])
+    flow_bad = pc.or_(
+        pc.or_(pc.or_(pc.is_null(src), pc.is_null(dst)), pc.is_null(action)),
+        pc.or_(pc.or_(bad_packets, bad_bytes), pc.or_(bad_srcport, bad_dstport)),
+    )
+    refuse = pc.or_(refuse, pc.and_(ok, flow_bad))
+
+    flow_dir = col.lookup(
+        pc.fill_null(batch["flow-direction"], ""), _FLOW_DIRECTION, None, pa.string()
+    )
+    src_internal = col.per_value(_addr_internal, srcaddr, pa.bool_())
+    dst_internal = col.per_value(_addr_internal, dstaddr, pa.bool_())
+    guessed = pc.if_else(
+        src_internal,
+        pc.if_else(dst_internal, "internal", "outbound"),
+        pc.if_else(dst_internal, "inbound", "external"),
+    )
+    protocol = _value(batch, "protocol")
+    pkt = {}
+    for column in ("pkt-srcaddr", "pkt-dstaddr"):
+        values = _value(batch, column)
+        pkt[column] = pc.if_else(ok, col.per_value(_addr_text, values, pa.string()), None)
+    quiet_action = pc.utf8_lower(status)
+    actions = pc.list_element(action, 0) if len(action) else pa.nulls(n, pa.string())
+    allowed = pc.list_element(action, 1) if len(action) else pa.nulls(n, pa.string())
+    outcome = pc.list_element(action, 2) if len(action) else pa.nulls(n, pa.string())
+    connection = pa.repeat(pa.scalar("connection"), n)
+    vf = "aws.vpcflow."
+    return {
+        col.ROW_PATH: refuse,
+        "ts": started,
+        "cloud.provider": "aws",
+        "cloud.account.id": _value(batch, "account-id"),
+        "cloud.region": _value(batch, "region"),
+        "cloud.instance.id": _value(batch, "instance-id"),
+        vf + "version": _value(batch, "version"),
+        vf + "interface_id": _value(batch, "interface-id"),
+        vf + "log_status": status,
+        vf + "vpc_id": _value(batch, "vpc-id"),
+        vf + "subnet_id": _value(batch, "subnet-id"),
+        vf + "az_id": _value(batch, "az-id"),
+        vf + "type": _value(batch, "type"),
+        vf + "tcp_flags": tcp_flags,
+        vf + "traffic_path": col.lookup(
+            pc.fill_null(batch["traffic-path"], ""), _TRAFFIC_PATH, None, pa.string()
+        ),
+        vf + "pkt_srcaddr": pkt["pkt-srcaddr"],
+        vf + "pkt_dstaddr": pkt["pkt-dstaddr"],
+        "observer.vendor": "AWS",
+        "observer.product": "VPC Flow Logs",
+        "event.kind": "event",
+        "event.category": ["network"],
+        "event.start": started,
+        "event.end": ended,
+        "event.duration": duration,
+        "event.action": pc.if_else(ok, actions, quiet_action),
+        "event.outcome": pc.if_else(ok, outcome, None),
+        "event.type": pc.if_else(
+            ok, _pairs(connection, allowed), pa.scalar(["info"], pa.list_(pa.string()))
+        ),
+        # flows only: NODATA and SKIPDATA rows have no addresses
+        "source": ok,
+        "source.ip": src,
+        "source.port": srcport,
+        "source.packets": packets,
+        "source.bytes": nbytes,
+        "destination": ok,
+        "destination.ip": dst,
+        "destination.port": dstport,
+        "network": ok,
+        "network.transport": pc.coalesce(
+            col.lookup(pc.fill_null(protocol, ""), _TRANSPORT, None, pa.string()), protocol
+        ),
+        "network.iana_number": protocol,
+        "network.type": pc.if_else(pc.match_substring(pc.fill_null(src, ""), ":"), "ipv6", "ipv4"),
+        "network.direction": pc.coalesce(flow_dir, guessed),
+        "network.packets": packets,
+        "network.bytes": nbytes,
+        "related.ip": pc.if_else(
+            ok,
+            col.unique_values(src, dst, pkt["pkt-srcaddr"], pkt["pkt-dstaddr"]),
+            pa.scalar([], pa.list_(pa.string())),
+        ),
+    }
+
+
+def _pairs(first: pa.Array, second: pa.Array) -> pa.Array:
+    """[first, second] per record."""
+    values = pa.concat_arrays([first, second.cast(pa.string())])
+    n = len(first)
+    order = pa.array([i + k * n for i in range(n) for k in (0, 1)], pa.int64())
+    offsets = pa.array(range(0, 2 * n + 1, 2), pa.int32())
+    return pa.ListArray.from_arrays(offsets, values.take(order))
