@@ -23,7 +23,9 @@ The contract:
   declared under it are picked out where it is an object). Records are read into exactly
   these fields with msgspec, strictly: a group must be an object, a string a string, a long
   an integer (a double may be an integer). A record that does not read so is not in the
-  batch: it goes through `transform(record)`. What is not declared is not even built.
+  batch: it goes through `transform(record)`. What is not declared is not even built, unless
+  `"*": "json"` is declared: then `batch.values("*")` gives each record's other top-level
+  keys as a dict, in record order (for a column that keeps "the rest of the record").
 - `batch[path]` is an Arrow array of the values at `path` (null where a record or a group on
   the way lacks it), `batch.present(path)` says where the value is an object, and
   `batch.values(path)` gives the Python values for what Arrow cannot do.
@@ -84,6 +86,7 @@ log = logging.getLogger("tarn.logsources.columnar")
 
 RAW_TYPES = ("string", "keyword", "ip", "boolean", "long", "double")
 ROW_PATH = "_row_path"
+REST = "*"  # in raw=: the record's other top-level keys
 
 
 class ColumnarError(Exception):
@@ -118,6 +121,8 @@ class ColumnarTransform:
     json_fields: tuple[tuple[tuple[str, ...], pa.DataType], ...]  # fields under a json value
     decoder: msgspec.json.Decoder = field(repr=False)
     json_nodes: tuple[tuple[str, ...], ...] = ()  # raw values read whole
+    rest: bool = False  # "*": the undeclared top-level keys too, as batch.values("*")
+    top: frozenset[str] = frozenset()  # the declared top-level keys
 
     def __call__(self, batch: Batch) -> Mapping[str, Any]:
         return self.fn(batch)
@@ -130,6 +135,10 @@ class ColumnarTransform:
 
 def columnar(raw: Mapping[str, str]) -> Callable[[Callable[..., Any]], ColumnarTransform]:
     """Declare `transform_columns(batch)` with the raw fields it reads (see the module doc)."""
+    raw = dict(raw)
+    rest = raw.pop(REST, None)
+    if rest is not None and rest.strip() != "json":
+        raise ValueError(f"raw field {REST}: the rest of a record is read as json, not {rest!r}")
     json_nodes = sorted(tuple(n.split(".")) for n, t in raw.items() if t.strip() == "json")
     for path in json_nodes:
         if any(path[:i] in json_nodes for i in range(1, len(path))):
@@ -168,6 +177,8 @@ def columnar(raw: Mapping[str, str]) -> Callable[[Callable[..., Any]], ColumnarT
         node[path[-1]] = "json"
     record_type = _typed_dict("Raw", tree)
 
+    top = frozenset(f.name for f in struct) | {p[0] for p in json_nodes}
+
     def wrap(fn: Callable[..., Any]) -> ColumnarTransform:
         return ColumnarTransform(
             fn,
@@ -176,6 +187,8 @@ def columnar(raw: Mapping[str, str]) -> Callable[[Callable[..., Any]], ColumnarT
             tuple(under_json),
             msgspec.json.Decoder(record_type),
             tuple(json_nodes),
+            rest is not None,
+            top,
         )
 
     return wrap
@@ -421,20 +434,30 @@ def read_records(
             return by_column
     decode = plan.decoder.decode
     convert = msgspec.convert
+    top = plan.top
     typed: list[dict[str, Any]] = []
     kept: list[int] = []
     for i, record in enumerate(records):
         try:
             if record is UNDECODED:
-                typed.append(decode(texts[i]))
-            elif type(record) is dict:
-                typed.append(convert(record, plan.record_type))
-            elif type(record) is Fields:
-                typed.append(convert(record.record(), plan.record_type))
+                row = decode(texts[i])
+                if plan.rest:
+                    row[REST] = {
+                        k: _VALUE.decode(v)
+                        for k, v in _KEYS.decode(texts[i]).items()
+                        if k not in top
+                    }
             else:
-                continue
+                if type(record) is Fields:
+                    record = record.record()
+                elif type(record) is not dict:
+                    continue
+                row = convert(record, plan.record_type)
+                if plan.rest:
+                    row[REST] = {k: v for k, v in record.items() if k not in top}
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeError):
             continue
+        typed.append(row)
         kept.append(i)
     try:
         raw = pa.array(typed, type=plan.struct)
@@ -492,11 +515,22 @@ def _read_fields(plan: ColumnarTransform, records: Sequence[Any]) -> tuple[Batch
     names = [f.name for f in plan.struct if f.name in where]
     names += [p[0] for p in plan.json_nodes if len(p) == 1 and p[0] in where]
 
+    others = [name for name in where if name not in plan.top] if plan.rest else None
+
     def typed() -> list[dict[str, Any]]:
-        return [{name: (row[where[name]] or None) for name in names} for row in rows]
+        out = [{name: (row[where[name]] or None) for name in names} for row in rows]
+        if others is not None:
+            for record, row in zip(out, rows, strict=True):
+                record[REST] = {name: (row[where[name]] or None) for name in others}
+        return out
 
     return Batch(typed, raw), kept
 
+
+# the top-level keys of a record with their raw text, and a value of any shape (as decode_line
+# reads it when msgspec takes the whole record, which the typed read has just shown)
+_KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_VALUE = msgspec.json.Decoder()
 
 _CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
 

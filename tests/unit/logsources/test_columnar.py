@@ -533,3 +533,45 @@ def test_delimited_rows_are_read_by_column_like_records(tmp_path: Path) -> None:
         (None, '"x,y"', "u1"),
     ]
     assert sorted(s[1] for s in side) == ["parse", "validate"]
+
+
+@pytest.mark.parametrize("shape", ["ndjson", "document", "csv"])
+def test_the_rest_of_a_record_is_its_undeclared_keys(tmp_path: Path, shape: str) -> None:
+    fmt = "csv" if shape == "csv" else "json"
+    yml = f"name: rest\ningest: {{format: {fmt}{', records_path: Records' if fmt == 'json' else ''}}}\nschema: {{ecs: [message, labels]}}\n"
+    code = (
+        "from tarn.logsources import columnar as col\n"
+        "from tarn.logsources.helpers import json_text\n"
+        "def transform(r):\n"
+        "    rest = {k: v for k, v in r.items() if k not in ('t', 'm')}\n"
+        "    return {'ts': r['t'], 'message': r.get('m'), 'labels': json_text(rest or None)}\n"
+        "@col.columnar(raw={'t': 'string', 'm': 'string', '*': 'json'})\n"
+        "def transform_columns(batch):\n"
+        "    rest = [r or None for r in batch.values('*')]\n"
+        "    return {'ts': col.timestamps(batch['t']), 'message': batch['m'],\n"
+        "            'labels': col.json_texts(rest)}\n"
+    )
+    src = logsources.load_folder(make(tmp_path, "rest", yml, code))
+    records = [
+        {"t": "2026-11-20T01:02:03Z", "m": "a", "z": 1, "b": [1, {"c": "é"}]},
+        {"t": "2026-11-20T01:02:04Z", "m": "b"},
+        {"b": None, "t": "2026-11-20T01:02:05Z", "m": "c", "b2": 2**70},
+    ]
+    if shape == "csv":
+        data = b"t,m,z,b\n2026-11-20T01:02:03Z,a,1,x\n2026-11-20T01:02:04Z,b,,\n"
+    elif shape == "document":
+        data = json.dumps({"Records": records}).encode()
+    else:
+        data = _lines(
+            *records, '{"t": "2026-11-20T01:02:06Z", "m": "d", "t": "2026-11-20T01:02:07Z"}'
+        )
+    tables, _ = assert_same(src, data)
+    labels = [r["labels"] for r in tables["rest"]]
+    if shape == "csv":
+        assert labels == ['{"b":"x","z":"1"}', '{"b":null,"z":null}']
+    else:
+        assert labels[:3] == [
+            '{"b":[1,{"c":"é"}],"z":1}',
+            None,
+            '{"b":null,"b2":1180591620717411303424}',
+        ]
