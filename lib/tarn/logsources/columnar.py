@@ -359,8 +359,10 @@ def either(first: pa.Array, second: pa.Array) -> pa.Array:
     return pc.if_else(truthy(first), first, second)
 
 
-# ISO 8601 in UTC with "Z", which Arrow's cast reads exactly as parse_ts does.
-_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
+# ISO 8601 in UTC with "Z", which Arrow's cast reads as parse_ts does once a fraction is cut to
+# microseconds (datetime.fromisoformat drops the digits after the sixth).
+_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
+_NANOS = r"(\.[0-9]{6})[0-9]+Z$"
 
 
 def _parse_ts_or_none(value: Any) -> Any:
@@ -378,7 +380,8 @@ def timestamps(values: pa.Array) -> pa.Array:
     if pa.types.is_string(values.type):
         common = pc.fill_null(pc.match_substring_regex(values, _ISO_Z), False)
         try:
-            fast = pc.if_else(common, values, None).cast(TS)
+            cut = pc.replace_substring_regex(values, _NANOS, r"\1Z")
+            fast = pc.if_else(common, cut, None).cast(TS)
         except pa.ArrowInvalid:  # e.g. 30 February: parse_ts says why, per value
             return per_value(_parse_ts_or_none, values, TS)
         other = pc.invert(common)

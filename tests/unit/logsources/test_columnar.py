@@ -427,6 +427,7 @@ def test_extending_keeps_the_batch_function_only_with_the_inherited_transform(
             )
         )
         | st.from_regex(r"\A[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
+        | st.from_regex(r"\A2026-11-20T01:02:03\.[0-9]{1,12}Z\Z")
         | st.text(max_size=25)
         | st.none(),
         max_size=20,
