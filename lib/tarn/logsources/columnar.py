@@ -365,16 +365,22 @@ _ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?
 _NANOS = r"(\.[0-9]{6})[0-9]+Z$"
 
 
-def _parse_ts_or_none(value: Any) -> Any:
-    try:
-        return parse_ts(value)
-    except (ValueError, TypeError, OverflowError, OSError):
-        return None
+def _or_none(reader: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def read(value: Any) -> Any:
+        try:
+            return reader(value)
+        except (ValueError, TypeError, OverflowError, OSError):
+            return None
+
+    return read
 
 
-def timestamps(values: pa.Array) -> pa.Array:
-    """helpers.parse_ts per value, null where it raises (such records then go through
-    `transform`, which sidelines them with parse_ts's reason)."""
+def timestamps(values: pa.Array, reader: Callable[[Any], Any] = parse_ts) -> pa.Array:
+    """`reader` (helpers.parse_ts, or a row helper like iso_ts_or_none) per value, null where
+    it raises or gives None (such records then go through `transform`, which says why).
+    ISO 8601 UTC text ("...Z") is cast by Arrow: `reader` must read it as
+    datetime.fromisoformat does (both helpers do)."""
+    slow = _or_none(reader)
     if pa.types.is_timestamp(values.type):
         return values.cast(TS) if values.type.tz else pc.assume_timezone(values, "UTC").cast(TS)
     if pa.types.is_string(values.type):
@@ -382,14 +388,13 @@ def timestamps(values: pa.Array) -> pa.Array:
         try:
             cut = pc.replace_substring_regex(values, _NANOS, r"\1Z")
             fast = pc.if_else(common, cut, None).cast(TS)
-        except pa.ArrowInvalid:  # e.g. 30 February: parse_ts says why, per value
-            return per_value(_parse_ts_or_none, values, TS)
+        except pa.ArrowInvalid:  # e.g. 30 February: the reader says why, per value
+            return per_value(slow, values, TS)
         other = pc.invert(common)
         if not pc.any(other).as_py():
             return fast
-        slow = per_value(_parse_ts_or_none, values.filter(other), TS)
-        return pc.replace_with_mask(fast, other, slow)
-    return per_value(_parse_ts_or_none, values, TS)
+        return pc.replace_with_mask(fast, other, per_value(slow, values.filter(other), TS))
+    return per_value(slow, values, TS)
 
 
 # -- running a batch ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tarn import logsources
 from tarn.logsources import columnar as col
 from tarn.logsources.exceptions import LogSourceError
-from tarn.logsources.helpers import parse_ts, unique
+from tarn.logsources.helpers import iso_ts_or_none, parse_ts, unique
 from tarn.normalize import normalize
 from tests.unit.logsources.test_loading import make
 
@@ -443,6 +443,16 @@ def test_timestamps_equal_parse_ts(values) -> None:
             return None
 
     assert got == [expected(v) for v in values]
+
+    def iso(v):
+        try:
+            return iso_ts_or_none(v)
+        except OverflowError:
+            return None
+
+    assert col.timestamps(pa.array(values, pa.string()), iso_ts_or_none).to_pylist() == [
+        iso(v) for v in values
+    ]
 
 
 @settings(max_examples=300, deadline=None)

@@ -8,8 +8,16 @@ type: the useful keys get their own fields and the whole of it is kept as JSON.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tarn.logsources import columnar as col
+from tarn.logsources._schema import TS
 from tarn.logsources.helpers import (
     as_dict,
     int_cast_or_none,
@@ -118,6 +126,43 @@ def _email(value: Any) -> str | None:
     return value if isinstance(value, str) and "@" in value else None
 
 
+def _classify(event_type: str) -> tuple[list[str], list[str]]:
+    """eventType -> (event.category, event.type)."""
+    return _EVENT_TYPES.get(event_type) or _PREFIXES.get(
+        ".".join(event_type.split(".", 2)[:2]), _DEFAULT
+    )
+
+
+def _pick_targets(
+    targets: list[dict[str, Any]],
+) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
+    """The first User target, the first UserGroup target, and every User's alternateId."""
+    target_user: dict[str, Any] = {}
+    target_group: dict[str, Any] = {}
+    users = []
+    for target in targets:
+        kind = target.get("type")
+        if kind == "User":
+            users.append(target.get("alternateId"))
+            if not target_user:
+                target_user = target
+        elif kind == "UserGroup" and not target_group:
+            target_group = target
+    return target_user, target_group, users
+
+
+def _related_ips(
+    source_ip: str | None, chain: Any, ip_of: Callable[[Any], str | None] = strict_ip_or_none
+) -> list[str]:
+    """The source address, then those of request.ipChain not seen yet."""
+    related_ip = [source_ip] if source_ip else []
+    for hop in chain:
+        ip = ip_of(as_dict(hop).get("ip"))
+        if ip and ip not in related_ip:
+            related_ip.append(ip)
+    return related_ip
+
+
 def transform(record: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ValueError(f"an Okta LogEvent is a JSON object, got {type(record).__name__}")
@@ -140,30 +185,15 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
     transaction = as_dict(record.get("transaction"))
     targets = [t for t in record.get("target") or [] if isinstance(t, dict)]
 
-    target_user: dict[str, Any] = {}
-    target_group: dict[str, Any] = {}
-    related_users = [actor.get("alternateId")]
-    for target in targets:
-        kind = target.get("type")
-        if kind == "User":
-            related_users.append(target.get("alternateId"))
-            if not target_user:
-                target_user = target
-        elif kind == "UserGroup" and not target_group:
-            target_group = target
+    target_user, target_group, target_users = _pick_targets(targets)
+    related_users = [actor.get("alternateId"), *target_users]
 
     source_ip = strict_ip_or_none(client.get("ipAddress"))
-    related_ip = [source_ip] if source_ip else []
     chain = record.get("request")
     chain = as_dict(chain).get("ipChain") or []
-    for hop in chain:
-        ip = strict_ip_or_none(as_dict(hop).get("ip"))
-        if ip and ip not in related_ip:
-            related_ip.append(ip)
+    related_ip = _related_ips(source_ip, chain)
 
-    category, types = _EVENT_TYPES.get(event_type) or _PREFIXES.get(
-        ".".join(event_type.split(".", 2)[:2]), _DEFAULT
-    )
+    category, types = _classify(event_type)
     result = outcome.get("result")
     browser = agent.get("browser")
     os_name = agent.get("os")
@@ -260,4 +290,237 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
             "hosts": [],
             "hash": [],
         },
+    }
+
+
+# -- the batch version: the same rows for a batch of records, with Arrow compute ----------------
+_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
+_INT32 = (-(2**31), 2**31 - 1)
+_STR_LIST = pa.list_(pa.string())
+
+
+def _iso_ts(value: Any) -> datetime | None:
+    try:
+        return iso_ts_or_none(value)
+    except (OverflowError, ValueError):  # out of range in UTC: transform() says so
+        return None
+
+
+def _published(values: pa.Array) -> pa.Array:
+    """iso_ts_or_none per value: Arrow's cast for ISO text in UTC with "Z" (which it reads
+    exactly as datetime.fromisoformat does), the helper for anything else."""
+    common = pc.fill_null(pc.match_substring_regex(values, _ISO_Z), False)
+    try:
+        fast = pc.if_else(common, values, None).cast(TS)
+    except pa.ArrowInvalid:  # e.g. 30 February
+        return col.per_value(_iso_ts, values, TS)
+    other = pc.invert(common)
+    if not pc.any(other).as_py():
+        return fast
+    return pc.replace_with_mask(fast, other, col.per_value(_iso_ts, values.filter(other), TS))
+
+
+def _unless(values: pa.Array, text: str) -> pa.Array:
+    """`value if value != text else None` per value."""
+    return pc.if_else(pc.fill_null(pc.equal(values, text), False), None, values)
+
+
+@col.columnar(
+    raw={
+        "eventType": "string",
+        "published": "string",
+        "displayMessage": "string",
+        "severity": "string",
+        "uuid": "string",
+        "legacyEventType": "string",
+        "actor.id": "string",
+        "actor.type": "string",
+        "actor.alternateId": "string",
+        "actor.displayName": "string",
+        "client.ipAddress": "string",
+        "client.zone": "string",
+        "client.device": "string",
+        "client.id": "string",
+        "client.userAgent.rawUserAgent": "string",
+        "client.userAgent.os": "string",
+        "client.userAgent.browser": "string",
+        "client.geographicalContext.city": "string",
+        "client.geographicalContext.state": "string",
+        "client.geographicalContext.country": "string",
+        "client.geographicalContext.postalCode": "string",
+        "outcome.result": "string",
+        "outcome.reason": "string",
+        "authenticationContext.authenticationProvider": "string",
+        "authenticationContext.credentialProvider": "string",
+        "authenticationContext.credentialType": "string",
+        "authenticationContext.interface": "string",
+        "authenticationContext.authenticationStep": "long",
+        "authenticationContext.externalSessionId": "string",
+        "authenticationContext.issuer.id": "string",
+        "authenticationContext.issuer.type": "string",
+        "securityContext.asNumber": "long",
+        "securityContext.asOrg": "string",
+        "securityContext.isp": "string",
+        "securityContext.domain": "string",
+        "securityContext.isProxy": "json",
+        "transaction.id": "string",
+        "transaction.type": "string",
+        "debugContext.debugData": "json",
+        "debugContext.debugData.requestId": "string",
+        "debugContext.debugData.requestUri": "string",
+        "debugContext.debugData.url": "string",
+        "debugContext.debugData.dtHash": "string",
+        "debugContext.debugData.risk": "string",
+        "debugContext.debugData.behaviors": "string",
+        "debugContext.debugData.factor": "string",
+        "debugContext.debugData.privilegeGranted": "string",
+        "request.ipChain": "json",
+        "target": "json",
+    }
+)
+def transform_columns(batch: col.Batch) -> dict[str, Any]:
+    """transform() for a batch of records: the same rows, built with Arrow compute; targets,
+    the IP chain and debugData (JSON of any shape) are read in Python per record."""
+    event_type = batch["eventType"]
+    actor_id = batch["actor.alternateId"]
+    source_ip = col.per_value(strict_ip_or_none, batch["client.ipAddress"], pa.string())
+    step = batch["authenticationContext.authenticationStep"]
+    step_fits = pc.and_(pc.greater_equal(step, _INT32[0]), pc.less_equal(step, _INT32[1]))
+    # not an Okta LogEvent (transform() raises), or an authenticationStep that is no int32
+    odd = pc.or_(pc.invert(col.truthy(event_type)), pc.invert(pc.fill_null(step_fits, True)))
+
+    # target and request.ipChain (JSON of any shape), per record as transform() reads them
+    seen: dict[str, str | None] = {}
+
+    def ip_of(value: Any) -> str | None:  # strict_ip_or_none, once per address
+        if type(value) is not str:
+            return strict_ip_or_none(value)
+        found = seen.get(value, "")
+        if found == "":
+            found = seen[value] = strict_ip_or_none(value)
+        return found
+
+    n = len(batch)
+    rows = np.zeros(n, dtype=bool)  # records whose shape transform() must read itself
+    user_id: list[Any] = [None] * n
+    user_name: list[Any] = [None] * n
+    user_full: list[Any] = [None] * n
+    group_id: list[Any] = [None] * n
+    group_name: list[Any] = [None] * n
+    target_json: list[str | None] = [None] * n
+    chain_json: list[str | None] = [None] * n
+    related_users: list[list[str]] = [[]] * n
+    related_ip: list[list[str]] = [[]] * n
+    per_record = zip(
+        actor_id.to_pylist(),
+        batch.values("target"),
+        source_ip.to_pylist(),
+        batch.values("request.ipChain"),
+        strict=True,
+    )
+    for i, (actor, value, ip, chain) in enumerate(per_record):
+        if value is None:
+            value = []
+        if chain is None:
+            chain = []
+        if type(value) is not list or type(chain) is not list:
+            rows[i] = True  # iterated as transform() does, or not iterable: it decides
+            continue
+        targets = [t for t in value if isinstance(t, dict)]
+        user, group, users = _pick_targets(targets)
+        picked = (
+            user.get("id"),
+            user.get("displayName"),
+            group.get("id"),
+            group.get("displayName"),
+        )
+        if not all(v is None or type(v) is str for v in (*picked, *users)):
+            rows[i] = True  # text fields that are not text: transform() sidelines the row
+            continue
+        user_id[i], user_full[i], group_id[i], group_name[i] = picked
+        user_name[i] = user.get("alternateId")
+        target_json[i] = json_text_nonempty(targets, sort_keys=False)
+        related_users[i] = [u for u in (actor, *users) if u and u != "unknown"]
+        chain_json[i] = json_text_nonempty(chain, sort_keys=False)
+        related_ip[i] = _related_ips(ip, chain, ip_of)
+
+    debug = batch.values("debugContext.debugData")
+    flattened = [json_text_nonempty(d, sort_keys=False) if type(d) is dict else None for d in debug]
+    threat = [_bool(v) for v in batch.values("debugContext.debugData.threatSuspected")]
+    is_proxy = [_bool(v) for v in batch.values("securityContext.isProxy")]
+
+    target_name = pa.array(user_name, pa.string())
+    dd = "okta.debug_context.debug_data."
+    ac = "okta.authentication_context."
+    auth = "authenticationContext."
+    return {
+        col.ROW_PATH: pc.or_(odd, pa.array(rows)),
+        "ts": _published(batch["published"]),
+        "message": batch["displayMessage"],
+        "log.level": batch["severity"],
+        "event.id": batch["uuid"],
+        "event.action": event_type,
+        "event.kind": col.per_value(
+            lambda e: "alert" if e in _ALERTS else "event", event_type, pa.string()
+        ),
+        "event.category": col.per_value(lambda e: _classify(e)[0], event_type, _STR_LIST),
+        "event.type": col.per_value(lambda e: _classify(e)[1], event_type, _STR_LIST),
+        "event.outcome": col.lookup(batch["outcome.result"], _OUTCOMES, None, pa.string()),
+        "event.reason": batch["outcome.reason"],
+        "user.id": batch["actor.id"],
+        "user.name": actor_id,
+        "user.full_name": batch["actor.displayName"],
+        "user.email": col.per_value(_email, actor_id, pa.string()),
+        "user.target.id": pa.array(user_id, pa.string()),
+        "user.target.name": target_name,
+        "user.target.full_name": pa.array(user_full, pa.string()),
+        "user.target.email": col.per_value(_email, target_name, pa.string()),
+        "user.target.group.id": pa.array(group_id, pa.string()),
+        "user.target.group.name": pa.array(group_name, pa.string()),
+        "source.ip": source_ip,
+        "source.geo.city_name": batch["client.geographicalContext.city"],
+        "source.geo.region_name": batch["client.geographicalContext.state"],
+        "source.geo.country_name": batch["client.geographicalContext.country"],
+        "source.geo.postal_code": batch["client.geographicalContext.postalCode"],
+        "source.as.number": batch["securityContext.asNumber"],
+        "source.as.organization.name": batch["securityContext.asOrg"],
+        "user_agent.original": batch["client.userAgent.rawUserAgent"],
+        "user_agent.name": _unless(batch["client.userAgent.browser"], "UNKNOWN"),
+        "user_agent.os.name": _unless(batch["client.userAgent.os"], "Unknown"),
+        "user_agent.device.name": batch["client.device"],
+        "okta.actor.type": batch["actor.type"],
+        "okta.client.zone": _unless(batch["client.zone"], "null"),
+        "okta.client.id": batch["client.id"],
+        "okta.outcome.result": batch["outcome.result"],
+        "okta.legacy_event_type": batch["legacyEventType"],
+        "okta.target": pa.array(target_json, pa.string()),
+        "okta.transaction.id": batch["transaction.id"],
+        "okta.transaction.type": batch["transaction.type"],
+        ac + "authentication_provider": batch[auth + "authenticationProvider"],
+        ac + "credential_provider": batch[auth + "credentialProvider"],
+        ac + "credential_type": batch[auth + "credentialType"],
+        ac + "interface": batch[auth + "interface"],
+        ac + "authentication_step": pc.if_else(pc.fill_null(step_fits, False), step, None),
+        ac + "external_session_id": batch[auth + "externalSessionId"],
+        ac + "issuer.id": batch[auth + "issuer.id"],
+        ac + "issuer.type": batch[auth + "issuer.type"],
+        "okta.security_context.isp": batch["securityContext.isp"],
+        "okta.security_context.domain": batch["securityContext.domain"],
+        "okta.security_context.is_proxy": pa.array(is_proxy, pa.bool_()),
+        dd + "request_id": batch["debugContext.debugData.requestId"],
+        dd + "request_uri": batch["debugContext.debugData.requestUri"],
+        dd + "url": batch["debugContext.debugData.url"],
+        dd + "dt_hash": batch["debugContext.debugData.dtHash"],
+        dd + "threat_suspected": pa.array(threat, pa.bool_()),
+        dd + "risk_level": col.per_value(
+            _risk_level, batch["debugContext.debugData.risk"], pa.string()
+        ),
+        dd + "risk": batch["debugContext.debugData.risk"],
+        dd + "behaviors": batch["debugContext.debugData.behaviors"],
+        dd + "factor": batch["debugContext.debugData.factor"],
+        dd + "privilege_granted": batch["debugContext.debugData.privilegeGranted"],
+        dd + "flattened": pa.array(flattened, pa.string()),
+        "okta.request.ip_chain": pa.array(chain_json, pa.string()),
+        "related.ip": pa.array(related_ip, _STR_LIST),
+        "related.user": pa.array(related_users, _STR_LIST),
     }
