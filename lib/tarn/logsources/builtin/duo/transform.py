@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from tarn.logsources.helpers import json_text_nonempty, strict_ip_or_none
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tarn.logsources import columnar as col
+from tarn.logsources._schema import TS
+from tarn.logsources.helpers import JSON_ENCODER, json_text_nonempty, strict_ip_or_none
 
 _OUTCOME = {"success": "success", "denied": "failure", "fraud": "failure", "error": "failure"}
 
@@ -20,14 +25,21 @@ _OUTCOME = {"success": "success", "denied": "failure", "fraud": "failure", "erro
 _ip = lru_cache(maxsize=4096)(strict_ip_or_none)
 
 
-def _ts(record: dict[str, Any]) -> datetime:
-    iso = record.get("isotimestamp")
+def _iso_ts(iso: Any) -> datetime | None:
+    """The time `isotimestamp` gives, None where it gives none (then the epoch seconds count)."""
     if isinstance(iso, str) and iso:
         try:
             ts = datetime.fromisoformat(iso)
             return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
         except ValueError:
             pass  # fall back to the epoch seconds
+    return None
+
+
+def _ts(record: dict[str, Any]) -> datetime:
+    ts = _iso_ts(record.get("isotimestamp"))
+    if ts is not None:
+        return ts
     epoch = record.get("timestamp")
     if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
         return datetime.fromtimestamp(epoch, UTC)
@@ -139,4 +151,194 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
             "user": [u for u in dict.fromkeys((name, email, alias)) if u],
             "hosts": [hostname] if hostname else [],
         },
+    }
+
+
+# -- the same rows, a batch at a time (see tarn.logsources.columnar) ------------------------------
+# isotimestamp as Duo writes it (UTC, "+00:00"), which Arrow's cast reads as fromisoformat does
+_ISO_UTC = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(\+00:00|Z)$"
+# access_device fields kept as _text (Duo sends booleans or text)
+_TEXTS = (
+    "is_encryption_enabled",
+    "is_firewall_enabled",
+    "is_password_set",
+    "flash_version",
+    "java_version",
+)
+
+
+def _iso_ts_safe(iso: Any) -> datetime | None:
+    try:
+        return _iso_ts(iso)
+    except Exception:
+        return None  # the record goes through transform(), which raises the same
+
+
+def _iso_raises(iso: Any) -> bool:
+    """_iso_ts raises (not ValueError: e.g. an offset that takes the time out of range)."""
+    try:
+        _iso_ts(iso)
+    except Exception:
+        return True
+    return False
+
+
+def _epoch_ts(epoch: float) -> datetime | None:
+    """datetime.fromtimestamp(epoch, UTC), None where it raises (transform() says why)."""
+    try:
+        return datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _iso_times(iso: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """_iso_ts per value, and where it raises."""
+    common = pc.fill_null(pc.match_substring_regex(iso, _ISO_UTC), False)
+    try:
+        fast = pc.if_else(common, iso, None).cast(TS)
+        odd = pc.if_else(common, pa.scalar(None, pa.string()), iso)
+    except pa.ArrowInvalid:  # e.g. 30 February: each value as the row path reads it
+        fast, odd = pa.nulls(len(iso), TS), iso
+    if odd.null_count == len(odd):
+        return fast, pa.repeat(False, len(iso))
+    return (
+        pc.coalesce(fast, col.per_value(_iso_ts_safe, odd, TS)),
+        pc.fill_null(col.per_value(_iso_raises, odd, pa.bool_()), False),
+    )
+
+
+def _texts(values: list[Any]) -> pa.Array:
+    """_text per value."""
+    return pa.array([(v or None) if type(v) is str else _text(v) for v in values], pa.string())
+
+
+_NOTHING: tuple[Any, ...] = (None, {}, [])  # what json_text_nonempty gives None for
+
+
+def _json_texts(values: list[Any]) -> pa.Array:
+    """json_text_nonempty(sort_keys=True) per value (the encoder it uses first, as bytes)."""
+    encode = JSON_ENCODER.encode
+    try:
+        texts: list[Any] = [None if v in _NOTHING else encode(v) for v in values]
+    except (TypeError, ValueError, UnicodeError, OverflowError):
+        texts = [json_text_nonempty(v, sort_keys=True) for v in values]
+    return pa.array(texts, pa.string())
+
+
+def _or_none(values: pa.Array) -> pa.Array:
+    """`value or None` per value."""
+    return pc.if_else(col.truthy(values), values, None)
+
+
+@col.columnar(
+    raw={
+        "isotimestamp": "string",
+        "timestamp": "double",
+        "result": "string",
+        "reason": "string",
+        "txid": "string",
+        "event_type": "string",
+        "eventtype": "string",
+        "username": "string",
+        "email": "string",
+        "alias": "string",
+        "factor": "string",
+        "trusted_endpoint_status": "string",
+        "ood_software": "json",
+        "adaptive_trust_assessments": "json",
+        "user.name": "string",
+        "user.key": "string",
+        "user.groups": "list<string>",
+        "application.name": "string",
+        "application.key": "string",
+        "access_device.ip": "string",
+        "access_device.hostname": "string",
+        "access_device.browser": "string",
+        "access_device.browser_version": "string",
+        "access_device.os": "string",
+        "access_device.os_version": "string",
+        "access_device.epkey": "string",
+        "access_device.location.city": "string",
+        "access_device.location.state": "string",
+        "access_device.location.country": "string",
+        "access_device.security_agents": "json",
+        **{f"access_device.{key}": "json" for key in _TEXTS},
+        "auth_device.name": "string",
+        "auth_device.key": "string",
+        "auth_device.ip": "string",
+        "auth_device.location.city": "string",
+        "auth_device.location.state": "string",
+        "auth_device.location.country": "string",
+    }
+)
+def transform_columns(batch: col.Batch) -> dict[str, Any]:
+    """transform() for a batch of records: the same rows, built with Arrow compute."""
+    result = batch["result"]
+    iso_ts, iso_raises = _iso_times(batch["isotimestamp"])
+    epoch = pc.if_else(pc.is_null(iso_ts), batch["timestamp"], None)
+    ts = pc.coalesce(iso_ts, col.per_value(_epoch_ts, epoch, TS))  # null: transform() says why
+
+    name = col.either(batch["user.name"], batch["username"])
+    email = _or_none(batch["email"])
+    alias = _or_none(batch["alias"])
+    access_ip = col.per_value(_ip, batch["access_device.ip"], pa.string())
+    auth_ip = col.per_value(_ip, batch["auth_device.ip"], pa.string())
+    hostname = _or_none(batch["access_device.hostname"])
+    action = col.either(batch["event_type"], batch["eventtype"])
+    action = pc.if_else(col.truthy(action), action, "authentication")
+    groups = pc.fill_null(batch["user.groups"], pa.scalar([], pa.list_(pa.string())))
+    reason = batch["reason"]
+    auth = "duo.auth."
+    device = auth + "access_device."
+    return {
+        # no result (missing or null: only transform() tells them apart), or an isotimestamp
+        # that makes _ts raise (e.g. OverflowError): transform() sidelines those
+        col.ROW_PATH: pc.or_(pc.is_null(result), iso_raises),
+        "ts": ts,
+        "event.id": batch["txid"],
+        "event.kind": "event",
+        "event.action": action,
+        "event.category": ["authentication"],
+        "event.type": ["info"],
+        "event.outcome": col.lookup(result, _OUTCOME, "unknown", pa.string()),
+        "event.reason": reason,
+        "event.provider": "duo",
+        "user.name": name,
+        "user.id": batch["user.key"],
+        "user.email": email,
+        "source.ip": access_ip,
+        "source.address": _or_none(batch["access_device.ip"]),
+        "source.domain": hostname,
+        "source.geo.city_name": _or_none(batch["access_device.location.city"]),
+        "source.geo.region_name": _or_none(batch["access_device.location.state"]),
+        "source.geo.country_name": _or_none(batch["access_device.location.country"]),
+        "user_agent.name": _or_none(batch["access_device.browser"]),
+        "user_agent.version": _or_none(batch["access_device.browser_version"]),
+        "user_agent.os.name": _or_none(batch["access_device.os"]),
+        "user_agent.os.version": _or_none(batch["access_device.os_version"]),
+        auth + "result": result,
+        auth + "reason": reason,
+        auth + "factor": batch["factor"],
+        auth + "alias": alias,
+        auth + "trusted_endpoint_status": batch["trusted_endpoint_status"],
+        auth + "ood_software": _texts(batch.values("ood_software")),
+        auth + "application.name": batch["application.name"],
+        auth + "application.key": batch["application.key"],
+        auth + "user.groups": groups,
+        device + "hostname": hostname,
+        device + "epkey": batch["access_device.epkey"],
+        **{device + key: _texts(batch.values(f"access_device.{key}")) for key in _TEXTS},
+        device + "security_agents": _json_texts(batch.values("access_device.security_agents")),
+        auth + "auth_device.name": batch["auth_device.name"],
+        auth + "auth_device.key": batch["auth_device.key"],
+        auth + "auth_device.ip": auth_ip,
+        auth + "auth_device.location.city": _or_none(batch["auth_device.location.city"]),
+        auth + "auth_device.location.state": _or_none(batch["auth_device.location.state"]),
+        auth + "auth_device.location.country": _or_none(batch["auth_device.location.country"]),
+        auth + "adaptive_trust_assessments": _json_texts(
+            batch.values("adaptive_trust_assessments")
+        ),
+        "related.ip": col.unique_values(access_ip, auth_ip),
+        "related.user": col.unique_values(name, email, alias),
+        "related.hosts": col.unique_values(hostname),
     }
