@@ -76,7 +76,9 @@ __all__ = [
     "json_texts",
     "lookup",
     "per_value",
+    "per_value_checked",
     "timestamps",
+    "timestamps_checked",
     "to_bools",
     "truthy",
     "unique_values",
@@ -300,6 +302,34 @@ def per_value(fn: Callable[[Any], Any], values: pa.Array, type_: pa.DataType) ->
     return results.take(encoded.indices)
 
 
+_RAISES = (ValueError, TypeError, OverflowError, OSError, ArithmeticError, LookupError)
+
+
+def per_value_checked(
+    fn: Callable[[Any], Any], values: pa.Array, type_: pa.DataType
+) -> tuple[pa.Array, pa.Array]:
+    """per_value, and per record whether `fn` raised or gave what `type_` cannot hold (null
+    there): where the row's transform would fail, for ROW_PATH."""
+    encoded = pc.dictionary_encode(values)
+    results: list[Any] = []
+    failed: list[bool] = []
+    for value in encoded.dictionary.to_pylist():
+        try:
+            result = fn(value)
+            pa.scalar(result, type_)
+        except (*_RAISES, pa.ArrowInvalid, pa.ArrowTypeError):
+            result, bad = None, True
+        else:
+            bad = False
+        results.append(result)
+        failed.append(bad)
+    indices = encoded.indices
+    return (
+        pa.array(results, type_).take(indices),
+        pc.fill_null(pa.array(failed, pa.bool_()).take(indices), False),
+    )
+
+
 def json_texts(values: Iterable[Any]) -> pa.Array:
     """helpers.json_text per value, as a string array."""
     encode = JSON_ENCODER.encode
@@ -365,36 +395,40 @@ _ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?
 _NANOS = r"(\.[0-9]{6})[0-9]+Z$"
 
 
-def _or_none(reader: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def read(value: Any) -> Any:
-        try:
-            return reader(value)
-        except (ValueError, TypeError, OverflowError, OSError):
-            return None
-
-    return read
-
-
 def timestamps(values: pa.Array, reader: Callable[[Any], Any] = parse_ts) -> pa.Array:
     """`reader` (helpers.parse_ts, or a row helper like iso_ts_or_none) per value, null where
     it raises or gives None (such records then go through `transform`, which says why).
     ISO 8601 UTC text ("...Z") is cast by Arrow: `reader` must read it as
     datetime.fromisoformat does (both helpers do)."""
-    slow = _or_none(reader)
+    return timestamps_checked(values, reader)[0]
+
+
+def timestamps_checked(
+    values: pa.Array, reader: Callable[[Any], Any] = parse_ts
+) -> tuple[pa.Array, pa.Array]:
+    """timestamps, and per record whether `reader` raised (not just gave None): for a row
+    transform that falls back to another field when a time is missing but fails when it
+    raises."""
+    none = pa.repeat(False, len(values))
     if pa.types.is_timestamp(values.type):
-        return values.cast(TS) if values.type.tz else pc.assume_timezone(values, "UTC").cast(TS)
-    if pa.types.is_string(values.type):
-        common = pc.fill_null(pc.match_substring_regex(values, _ISO_Z), False)
-        try:
-            cut = pc.replace_substring_regex(values, _NANOS, r"\1Z")
-            fast = pc.if_else(common, cut, None).cast(TS)
-        except pa.ArrowInvalid:  # e.g. 30 February: the reader says why, per value
-            return per_value(slow, values, TS)
-        other = pc.invert(common)
-        if not pc.any(other).as_py():
-            return fast
-        return pc.replace_with_mask(fast, other, per_value(slow, values.filter(other), TS))
-    return per_value(slow, values, TS)
+        ts = values.cast(TS) if values.type.tz else pc.assume_timezone(values, "UTC").cast(TS)
+        return ts, none
+    if not pa.types.is_string(values.type):
+        return per_value_checked(reader, values, TS)
+    common = pc.fill_null(pc.match_substring_regex(values, _ISO_Z), False)
+    try:
+        cut = pc.replace_substring_regex(values, _NANOS, r"\1Z")
+        fast = pc.if_else(common, cut, None).cast(TS)
+    except pa.ArrowInvalid:  # e.g. 30 February: the reader says why, per value
+        return per_value_checked(reader, values, TS)
+    other = pc.invert(common)
+    if not pc.any(other).as_py():
+        return fast, none
+    slow, failed = per_value_checked(reader, values.filter(other), TS)
+    return (
+        pc.replace_with_mask(fast, other, slow),
+        pc.replace_with_mask(none, other, failed),
+    )
 
 
 # -- running a batch ---------------------------------------------------------------------------------

@@ -586,3 +586,23 @@ def test_the_rest_of_a_record_is_its_undeclared_keys(tmp_path: Path, shape: str)
             None,
             '{"b":null,"b2":1180591620717411303424}',
         ]
+
+
+def test_checked_helpers_say_where_the_row_helper_would_fail() -> None:
+    values, failed = col.per_value_checked(
+        int, pa.array(["1", "x", None, "99999999999999999999", "1"]), pa.int64()
+    )
+    assert values.to_pylist() == [1, None, None, None, 1]
+    assert failed.to_pylist() == [False, True, False, True, False]
+
+    def reader(v):
+        if v == "boom":
+            raise OverflowError("out of range")
+        return iso_ts_or_none(v)
+
+    text = pa.array(["2026-11-20T01:02:03Z", "boom", "soon", None, "2026-11-20T01:02:03+01:00"])
+    ts, raised = col.timestamps_checked(text, reader)
+    assert [t.isoformat() if t else None for t in ts.to_pylist()] == [
+        "2026-11-20T01:02:03+00:00", None, None, None, "2026-11-20T00:02:03+00:00",
+    ]  # fmt: skip
+    assert raised.to_pylist() == [False, True, False, False, False]
