@@ -27,8 +27,9 @@ The contract:
   `"*": "json"` is declared: then `batch.values("*")` gives each record's other top-level
   keys as a dict, in record order (for a column that keeps "the rest of the record").
 - `batch[path]` is an Arrow array of the values at `path` (null where a record or a group on
-  the way lacks it), `batch.present(path)` says where the value is an object, and
-  `batch.values(path)` gives the Python values for what Arrow cannot do.
+  the way lacks it), `batch.present(path)` says where the value is an object,
+  `batch.has(path)` where the key is there at all (null or not), and `batch.values(path)`
+  gives the Python values for what Arrow cannot do.
 - The function returns, per dotted column of the table, an Arrow array with one value per
   record, or one Python value for all. `ts` is required. A struct's path mapped to a boolean
   array says per record whether the struct is there; otherwise a struct is there when any
@@ -266,6 +267,13 @@ class Batch:
                 found = pa.array([type(v) is dict for v in self.values(path)], pa.bool_())
             self._present[path] = found
         return found
+
+    def has(self, path: str) -> pa.Array:
+        """Per record: the key at `path` is there (with any value, null too), as `in` says
+        on the record: `batch.records` hold only the keys a record has."""
+        parent, _, key = path.rpartition(".")
+        nodes = self.values(parent) if parent else self.records
+        return pa.array([type(n) is dict and key in n for n in nodes], pa.bool_())
 
     def json(self, path: str) -> pa.Array:
         """The JSON text of the value at `path` (any shape), null where there is none."""

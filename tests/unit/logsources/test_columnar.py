@@ -606,3 +606,24 @@ def test_checked_helpers_say_where_the_row_helper_would_fail() -> None:
         "2026-11-20T01:02:03+00:00", None, None, None, "2026-11-20T00:02:03+00:00",
     ]  # fmt: skip
     assert raised.to_pylist() == [False, True, False, False, False]
+
+
+def test_batch_has_tells_a_null_key_from_a_missing_one(tmp_path: Path) -> None:
+    yml = "name: keys\ningest: {format: ndjson}\nschema: {ecs: [message]}\n"
+    code = (
+        "import pyarrow.compute as pc\n"
+        "from tarn.logsources import columnar as col\n"
+        "def transform(r):\n"
+        "    return {'ts': r['t'], 'message': 'has' if 'm' in (r.get('g') or {}) else 'no'}\n"
+        "@col.columnar(raw={'t': 'string', 'g.m': 'string'})\n"
+        "def transform_columns(batch):\n"
+        "    return {'ts': col.timestamps(batch['t']),\n"
+        "            'message': pc.if_else(batch.has('g.m'), 'has', 'no')}\n"
+    )
+    src = logsources.load_folder(make(tmp_path, "keys", yml, code))
+    t = "2026-11-20T01:02:03Z"
+    data = _lines(
+        {"t": t, "g": {"m": None}}, {"t": t, "g": {}}, {"t": t}, {"t": t, "g": {"m": "x"}}
+    )
+    tables, _ = assert_same(src, data)
+    assert [r["message"] for r in tables["keys"]] == ["has", "no", "no", "has"]
