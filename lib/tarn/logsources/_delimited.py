@@ -41,40 +41,29 @@ def parse_tsv(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator
 def _with_header(
     stream: IO[bytes], delimiter: str, quoting: Literal[0, 1, 2, 3], lazy: bool = False
 ) -> Iterator[Parsed]:
-    consumed: list[tuple[int, str]] = []  # the lines the reader took for the current record
-    too_long: list[Parsed] = []
-
-    def feed() -> Iterator[str]:
-        for n, text, err in lines(stream, blank=True):
-            if err is not None:
-                too_long.append((n, text, err))
-                yield "\n"
-                continue
-            consumed.append((n, text))
-            yield text + "\n"
-
-    reader = csv.reader(feed(), delimiter=delimiter, quoting=quoting, strict=False)
+    source = lines(stream, blank=True)
     header: list[str] | None = None
-    while True:
-        try:
-            row: list[str] | Exception = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            row = exc
-        yield from too_long
-        too_long.clear()
-        taken = list(consumed)
-        consumed.clear()
-        if not taken:
+    what = "CSV" if quoting != csv.QUOTE_NONE else "TSV"
+    # A line without a quote, CR or NUL is split as the csv module would split it; others go
+    # to the csv module, which may read on to later lines (a quoted field with line breaks).
+    special = ("\r", "\0") if quoting == csv.QUOTE_NONE else ('"', "\r", "\0")
+    for n, text, err in source:
+        if err is not None:
+            yield n, text, err
             continue
-        position, raw = taken[0][0], "\n".join(text for _, text in taken)
+        if not any(c in text for c in special):
+            row: list[str] | Exception = text.split(delimiter)
+            position, raw = n, text
+        else:
+            taken: list[tuple[int, str]] = []
+            too_long: list[Parsed] = []
+            row = _csv_record(n, text, source, taken, too_long, delimiter, quoting)
+            yield from too_long
+            if not taken:
+                continue
+            position, raw = taken[0][0], "\n".join(t for _, t in taken)
         if isinstance(row, Exception):
-            yield (
-                position,
-                raw,
-                ParseError(f"invalid {'CSV' if quoting != csv.QUOTE_NONE else 'TSV'}: {row}"),
-            )
+            yield position, raw, ParseError(f"invalid {what}: {row}")
             continue
         if not row or not any(field.strip() for field in row):
             continue
@@ -86,7 +75,36 @@ def _with_header(
             continue
         fields = Fields(header, row)
         yield position, raw, fields if lazy else fields.record()
-    yield from too_long
+
+
+def _csv_record(
+    n: int,
+    text: str,
+    source: Iterator[tuple[int, str, ParseError | None]],
+    taken: list[tuple[int, str]],
+    too_long: list[Parsed],
+    delimiter: str,
+    quoting: Literal[0, 1, 2, 3],
+) -> list[str] | Exception:
+    """One record read by the csv module from `text` and, while it asks, the lines after it
+    (`taken` gets the lines it read; over-long ones go to `too_long`, read as blank)."""
+
+    def feed() -> Iterator[str]:
+        taken.append((n, text))
+        yield text + "\n"
+        for m, more, err in source:
+            if err is not None:
+                too_long.append((m, more, err))
+                yield "\n"
+                continue
+            taken.append((m, more))
+            yield more + "\n"
+
+    reader = csv.reader(feed(), delimiter=delimiter, quoting=quoting, strict=False)
+    try:
+        return next(reader, [])
+    except csv.Error as exc:
+        return exc
 
 
 # -- Zeek -------------------------------------------------------------------------------------

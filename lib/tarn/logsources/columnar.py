@@ -553,13 +553,14 @@ def _read_fields(plan: ColumnarTransform, records: Sequence[Any]) -> tuple[Batch
         return None  # a delimited field is text: records would not read as declared
     where = {name: j for j, name in enumerate(header)}  # a repeated name: the last, as dicts
     rows = [records[i].values for i in kept]
+    by_column = list(zip(*rows, strict=True))  # one tuple of values per column, built in C
     columns = []
     for f in plan.struct:
         j = where.get(f.name)
         if j is None:
             columns.append(pa.nulls(len(rows), pa.string()))
             continue
-        values = pa.array([row[j] for row in rows], pa.string())
+        values = pa.array(by_column[j], pa.string())
         columns.append(pc.if_else(pc.equal(values, ""), None, values))
     raw = pa.StructArray.from_arrays(columns, fields=list(plan.struct))
     names = [f.name for f in plan.struct if f.name in where]
