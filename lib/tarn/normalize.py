@@ -32,8 +32,17 @@ import pyarrow as pa
 from tarn.logsources import LogSource, TableSpec
 from tarn.logsources import columnar as columnar_
 from tarn.logsources._json import decode_line
-from tarn.logsources._parse import UNDECODED, Fields, Parsed, ParseError, parse, safely
+from tarn.logsources._parse import (
+    SYSLOG_LINE,
+    UNDECODED,
+    Fields,
+    Parsed,
+    ParseError,
+    parse,
+    safely,
+)
 from tarn.logsources._schema import SIDELINE_SCHEMA
+from tarn.logsources._syslog import decode_line as syslog_line
 from tarn.logsources.helpers import dig, json_text, parse_ts, unique
 
 __all__ = ["Chunk", "Row", "Sidelined", "normalize", "parse_ts", "rows"]
@@ -328,6 +337,8 @@ class _Rows:
             record = safely(decode_line, raw)
         elif type(record) is Fields:
             record = record.record()
+        elif record is SYSLOG_LINE:
+            record = safely(syslog_line, raw)
         if isinstance(record, Exception):
             yield Sidelined(position, "parse", str(record), raw)
             return

@@ -40,6 +40,15 @@ class _Undecoded:
 UNDECODED: Any = _Undecoded()
 
 
+class _Unparsed:
+    def __repr__(self) -> str:
+        return "SYSLOG_LINE"
+
+
+# The record of a syslog line parsed with lazy=True: _syslog.decode_line reads it.
+SYSLOG_LINE: Any = _Unparsed()
+
+
 class Fields:
     """A delimited row as parsed with lazy=True: its fields under the file's header ("" is
     an empty field). `record()` is the dict the parser gives otherwise."""
@@ -178,19 +187,20 @@ def registry() -> dict[str, Parser]:
 
 def parse(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator[Parsed]:
     """The items of one raw object. With `lazy`, a JSON format leaves the lines that are one
-    record each undecoded (UNDECODED) and csv/tsv give Fields, not dicts: the batch path
-    reads them itself, typed and by column."""
+    record each undecoded (UNDECODED), csv/tsv give Fields, not dicts, and syslog lines stay
+    unparsed (SYSLOG_LINE): the batch path reads them itself, typed and by column."""
     parsers = registry()
     if ingest.format not in parsers:
         raise ParseError(f"unknown ingest format {ingest.format!r}; known: {', '.join(parsers)}")
-    if lazy and ingest.format in ("json", "ndjson", "csv", "tsv"):
-        from tarn.logsources import _delimited, _json
+    if lazy and ingest.format in ("json", "ndjson", "csv", "tsv", "syslog"):
+        from tarn.logsources import _delimited, _json, _syslog
 
         lazy_parsers = {
             "json": _json.parse_json,
             "ndjson": _json.parse_ndjson,
             "csv": _delimited.parse_csv,
             "tsv": _delimited.parse_tsv,
+            "syslog": _syslog.parse_syslog,
         }
         return lazy_parsers[ingest.format](decompressed(stream), ingest, lazy=True)
     return parsers[ingest.format](decompressed(stream), ingest)

@@ -9,10 +9,13 @@ time as rsyslog writes it). The timestamp is handed over as text: see helpers.sy
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from tarn.logsources._parse import Ingest, Parsed, ParseError, per_line
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tarn.logsources._parse import SYSLOG_LINE, Ingest, Parsed, ParseError, lines, per_line
 
 _RFC5424 = re.compile(r"<(\d{1,3})>(\d{1,2}) (\S+) (\S+) (\S+) (\S+) (\S+) ?")
 _PRI = re.compile(r"<(\d{1,3})>")
@@ -135,5 +138,78 @@ def decode_line(line: str) -> dict[str, Any]:
     return _rfc5424(line, m) if m else _rfc3164(line)
 
 
-def parse_syslog(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
+def parse_syslog(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator[Parsed]:
+    if lazy:
+        return ((n, text, SYSLOG_LINE if err is None else err) for n, text, err in lines(stream))
     return per_line(stream, decode_line)
+
+
+# -- many lines at once, for the batch path ----------------------------------------------------
+FIELDS = ("facility", "severity", "timestamp", "hostname", "appname", "procid", "msgid", "message")
+# The two most common shapes, which decode_line reads as follows, on printable ASCII (where
+# Python's \s, \S and \d mean what Arrow's regex engine means by them). RFC 3164 with a
+# hostname and a tag: the tag cannot be read from the hostname (no ':', '[' or ']' in it), so
+# decode_line takes the hostname, then the tag; a time zone word in the hostname's place
+# would be read as part of the time instead, so such lines are left to decode_line.
+_ASCII = r"^[\x20-\x7e]*$"
+_ZONE_WORD = r"^(?:Z|UTC|GMT|[+-][0-9]{2}:?[0-9]{2})$"
+# RFC 5424 without structured data ("-"): the message is what follows it, less one space. The
+# space before "-" is required: decode_line reads MSGID to its end, then the structured data.
+_BSD_LINE = (
+    r"^(?:<(?P<pri>[0-9]{1,3})>)?(?P<ts>[A-Za-z]{3} +[0-9]{1,2} [0-9]{2}:[0-9]{2}:[0-9]{2}) "
+    r"(?P<host>[^ \[\]:]+) (?P<tag>[^ \[\]:]{1,128})(?P<pid>\[[^\] ]{0,64}\])?:"
+    r"(?: (?P<msg>.*))?$"
+)
+_NEW_LINE = (
+    r"^<(?P<pri>[0-9]{1,3})>(?P<v>[0-9]{1,2}) (?P<ts>[^ ]+) (?P<host>[^ ]+) (?P<app>[^ ]+) "
+    r"(?P<pid>[^ ]+) (?P<msgid>[^ ]+) -(?P<sp> ?)(?P<msg>.*)$"
+)
+
+
+def read_columns(texts: Sequence[str]) -> tuple[dict[str, pa.Array], pa.Array]:
+    """What decode_line gives for each line, as columns of FIELDS (plus `format`), for the
+    lines of the common shapes; and, per line, whether it is one of those (the others are
+    for decode_line, one by one)."""
+    lines_ = pa.array(texts, pa.string())
+    n = len(lines_)
+    ascii_ = pc.match_substring_regex(lines_, _ASCII)
+    candidates = pc.if_else(ascii_, lines_, None)
+    bsd = pc.extract_regex(candidates, _BSD_LINE)
+    new = pc.extract_regex(candidates, _NEW_LINE)
+    b = {name: pc.struct_field(bsd, name) for name in ("pri", "ts", "host", "tag", "pid", "msg")}
+    r = {
+        name: pc.struct_field(new, name)
+        for name in ("pri", "ts", "host", "app", "pid", "msgid", "msg")
+    }
+    is_bsd = pc.and_(
+        pc.is_valid(bsd),
+        pc.invert(pc.match_substring_regex(pc.fill_null(b["host"], ""), _ZONE_WORD)),
+    )
+    is_new = pc.and_(pc.is_valid(new), pc.not_equal(pc.fill_null(r["ts"], "-"), "-"))
+    # no <PRI> (a file written by syslogd): no facility or severity; extract_regex gives ""
+    bsd_pri = pc.if_else(pc.equal(b["pri"], ""), None, b["pri"])
+    pri = pc.if_else(is_bsd, bsd_pri, r["pri"]).cast(pa.int64())
+    fast = pc.and_(pc.or_(is_bsd, is_new), pc.less_equal(pc.fill_null(pri, 0), 191))
+    fast = pc.fill_null(fast, False)
+
+    def nil(values: pa.Array) -> pa.Array:
+        return pc.if_else(pc.equal(values, "-"), None, values)
+
+    bracket = b["pid"]
+    bsd_pid = pc.if_else(
+        pc.greater(pc.fill_null(pc.binary_length(bracket), 0), 0),
+        pc.utf8_slice_codeunits(bracket, 1, -1),
+        None,
+    )
+    columns = {
+        "facility": pc.shift_right(pri, 3),
+        "severity": pc.bit_wise_and(pri, 7),
+        "timestamp": pc.if_else(is_bsd, b["ts"], r["ts"]),
+        "hostname": pc.if_else(is_bsd, b["host"], nil(r["host"])),
+        "appname": pc.if_else(is_bsd, b["tag"], nil(r["app"])),
+        "procid": pc.if_else(is_bsd, bsd_pid, nil(r["pid"])),
+        "msgid": pc.if_else(is_bsd, pa.nulls(n, pa.string()), nil(r["msgid"])),
+        "message": pc.if_else(is_bsd, pc.fill_null(b["msg"], ""), r["msg"]),
+        "format": pc.if_else(is_bsd, "rfc3164", "rfc5424"),
+    }
+    return {k: pc.if_else(fast, v, None) for k, v in columns.items()}, fast

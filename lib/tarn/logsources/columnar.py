@@ -62,8 +62,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tarn.logsources._parse import UNDECODED, Fields
+from tarn.logsources import _syslog
+from tarn.logsources._parse import SYSLOG_LINE, UNDECODED, Fields, safely
 from tarn.logsources._schema import TS, Field, arrow_schema
+from tarn.logsources._syslog import decode_line as syslog_line
 from tarn.logsources.helpers import JSON_ENCODER, ip_or_none, json_text, parse_ts, to_bool
 
 __all__ = [
@@ -482,6 +484,14 @@ def read_records(
         by_column = _read_fields(plan, records)
         if by_column is not None:
             return by_column
+    if any(r is SYSLOG_LINE for r in records):
+        by_column = _read_syslog(plan, records, texts)
+        if by_column is not None:
+            return by_column
+        records = [
+            safely(syslog_line, t) if r is SYSLOG_LINE else r
+            for r, t in zip(records, texts, strict=True)
+        ]
     decode = plan.decoder.decode
     convert = msgspec.convert
     top = plan.top
@@ -576,6 +586,61 @@ def _read_fields(plan: ColumnarTransform, records: Sequence[Any]) -> tuple[Batch
         return out
 
     return Batch(typed, raw), kept
+
+
+_SYSLOG_TYPES = {
+    **dict.fromkeys(_syslog.FIELDS, pa.string()),
+    "facility": pa.int64(),
+    "severity": pa.int64(),
+    "format": pa.string(),
+}
+
+
+def _read_syslog(
+    plan: ColumnarTransform, records: Sequence[Any], texts: Sequence[str]
+) -> tuple[Batch, list[int]] | None:
+    """Syslog lines read by column: the common shapes by Arrow's regex engine, the others by
+    the line parser. None where the declared fields are not the parser's own (then the lines
+    are parsed one by one and read like any record)."""
+    if plan.rest or plan.json_fields or any(p != ("structured_data",) for p in plan.json_nodes):
+        return None
+    if any(not _SYSLOG_TYPES.get(f.name, pa.null()).equals(f.type) for f in plan.struct):
+        return None
+    at = [i for i, r in enumerate(records) if r is SYSLOG_LINE]
+    columns, fast = _syslog.read_columns([texts[i] for i in at])
+    slow: dict[int, Any] = {
+        j: safely(syslog_line, texts[at[j]]) for j in np.flatnonzero(~_numpy(fast)).tolist()
+    }
+    read = {j for j, r in slow.items() if isinstance(r, dict)}  # the others are ParseErrors
+    if read:
+        where = pa.array([j in read for j in range(len(at))], pa.bool_())
+        order = sorted(read)
+        columns = {
+            name: pc.replace_with_mask(
+                values, where, pa.array([slow[j][name] for j in order], values.type)
+            )
+            for name, values in columns.items()
+        }
+    local = [j for j in range(len(at)) if j not in slow or j in read]
+    index = pa.array(local, pa.int64())
+    columns = {name: values.take(index) for name, values in columns.items()}
+    structured = [slow[j]["structured_data"] if j in read else None for j in local]
+    raw = pa.StructArray.from_arrays(
+        [columns[f.name] for f in plan.struct], fields=list(plan.struct)
+    )
+
+    def typed() -> list[dict[str, Any]]:
+        rows = [
+            dict(zip(columns, values, strict=True))
+            for values in zip(*(c.to_pylist() for c in columns.values()), strict=True)
+        ]
+        for row, sd in zip(rows, structured, strict=True):
+            row["structured_data"] = sd
+        return rows
+
+    batch = Batch(typed, raw)
+    batch._values["structured_data"] = structured  # without making every record a dict
+    return batch, [at[j] for j in local]
 
 
 # the top-level keys of a record with their raw text, and a value of any shape (as decode_line

@@ -405,3 +405,64 @@ def test_whole_document_split_takes_only_the_plain_case() -> None:
         '{"Records": [NaN]}',  # only the standard library reads NaN
     ):
         assert _json._whole_document(other, "Records") is None, other
+
+
+# -- syslog lines read by column (the batch path) = decode_line ----------------------------------
+_pieces = {
+    "pri": st.sampled_from(["<13>", "<191>", "<192>", "<0>", "<999>", "<86>", "", "", "<1a>"]),
+    "ts": st.sampled_from(
+        ["Nov 20 04:31:02", "Nov  2 04:31:02", "Nov 20 2026 04:31:02", "Nov 20 04:31:02.123",
+         "Nov 20 04:31:02Z", "nov 20 04:31:02", "2026-11-20T04:31:02Z", "Nov 20 4:31:02", "Xyz 20 04:31:02"]
+    ),
+    "host": st.sampled_from(["web1", "Z", "UTC", "GMT", "+0100", "-05:00", "+01", "a:b", "a[1]",
+                             "ünï", "10.0.0.1", "-", ""]),
+    "tag": st.sampled_from(["sshd[812]", "sshd", "sudo", "sshd[]", "x" * 129, "a:b", "cron[1 2]",
+                            "CRON[12]", ""]),
+    "sep": st.sampled_from([": ", ":", " ", ":x", ":  "]),
+    "msg": st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=30),
+}  # fmt: skip
+
+
+@st.composite
+def _syslog_lines(draw) -> str:
+    if draw(st.booleans()):
+        p = {k: draw(v) for k, v in _pieces.items()}
+        return f"{p['pri']}{p['ts']} {p['host']} {p['tag']}{p['sep']}{p['msg']}"
+    fields = [
+        draw(st.sampled_from(["2026-11-20T04:31:02Z", "-", "x", "a-b", "--", "-x", "é"]))
+        for _ in range(5)
+    ]
+    sd = draw(st.sampled_from(["-", '[a b="c"]', "-x", "", "- -", "[x]"]))
+    sep = draw(st.sampled_from([" ", "  ", ""]))
+    pri, version = draw(_pieces["pri"]), draw(st.sampled_from(["1", "10", "123", ""]))
+    return f"{pri}{version} {' '.join(fields)} {sd}{sep}{draw(_pieces['msg'])}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_syslog_lines(), min_size=1, max_size=8))
+def test_syslog_lines_read_by_column_as_decode_line_reads_them(lines_: list[str]) -> None:
+    from tarn.logsources import _syslog
+
+    columns, fast = _syslog.read_columns(lines_)
+    for i, line in enumerate(lines_):
+        if not fast[i].as_py():
+            continue
+        want = _syslog.decode_line(line)  # a fast line never raises
+        got = {name: values[i].as_py() for name, values in columns.items()}
+        assert got == {k: v for k, v in want.items() if k != "structured_data"}, line
+        assert want["structured_data"] is None
+
+
+def test_common_syslog_lines_are_read_by_column() -> None:
+    from tarn.logsources import _syslog
+
+    lines_ = [
+        "<86>Nov 20 04:31:02 web1 sshd[812]: Accepted publickey for alice",
+        "<38>Nov  2 04:31:02 web1 sudo: alice : TTY=pts/0 ; COMMAND=/bin/ls",
+        "<34>1 2026-11-20T04:31:02Z host app 1 ID47 - message",
+        "<13>Nov 20 04:31:02 UTC sshd[1]: the zone, not a host",
+        "<13>Nov 20 04:31:02 wéb sshd[1]: not ASCII",
+        "Nov 20 04:31:02 web1 sshd[812]: as syslogd writes it, no <PRI>",
+    ]
+    _, fast = _syslog.read_columns(lines_)
+    assert fast.to_pylist() == [True, True, True, False, False, True]
