@@ -60,6 +60,34 @@ def transform_columns(batch):
     return {"ts": col.timestamps(batch["ts"]), "message": batch["msg"],
             "source.address": batch["src"], "labels": batch.json("extra")}
 """
+SYSLOG_BATCH_TRANSFORM = """
+import pyarrow as pa
+from tarn.logsources import columnar as col
+from tarn.logsources.helpers import json_text, syslog_ts
+
+
+def _ts(text):
+    return syslog_ts(text, 2026)
+
+
+def transform(r):
+    return {"ts": _ts(r["timestamp"]), "message": f"{r['appname']}|{r['procid']}|{r['message']}",
+            "source": {"address": r["hostname"]},
+            "labels": json_text([r["facility"], r["severity"], r["msgid"], r["structured_data"]])}
+
+
+@col.columnar(raw={"timestamp": "string", "message": "string", "hostname": "string",
+                   "appname": "string", "procid": "string", "msgid": "string",
+                   "facility": "long", "severity": "long", "structured_data": "json"})
+def transform_columns(batch):
+    labels = [json_text([f, s, m, sd]) for f, s, m, sd in zip(
+        batch.values("facility"), batch.values("severity"), batch.values("msgid"),
+        batch.values("structured_data"))]
+    parts = [f"{a}|{p}|{m}" for a, p, m in zip(
+        batch.values("appname"), batch.values("procid"), batch.values("message"))]
+    return {"ts": col.timestamps(batch["timestamp"], _ts), "message": pa.array(parts),
+            "source.address": batch["hostname"], "labels": pa.array(labels, pa.string())}
+"""
 INGEST = {
     "json": "{format: json, records_path: Records}",
     "ndjson": "{format: ndjson}",
@@ -90,14 +118,16 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, logsources.Lo
         )
         (folder / "transform.py").write_text(TRANSFORM)
         out[fmt] = logsources.load_folder(Path(folder))
-        if fmt in ("json", "ndjson", "csv", "tsv"):
+        if fmt in ("json", "ndjson", "csv", "tsv", "syslog", "syslog5424"):
             twin = root / f"{name}_batch"
             twin.mkdir()
             (twin / "log_source.yml").write_text(
                 f"name: {name}_batch\ningest: {ingest}\n"
                 "schema: {ecs: [message, source.address, labels]}\n"
             )
-            (twin / "transform.py").write_text(BATCH_TRANSFORM)
+            (twin / "transform.py").write_text(
+                SYSLOG_BATCH_TRANSFORM if fmt.startswith("syslog") else BATCH_TRANSFORM
+            )
             BATCH_TWINS[name] = logsources.load_folder(Path(twin))
             assert BATCH_TWINS[name].columnar is not None
     return out
