@@ -38,6 +38,7 @@ from tarn.logsources._parse import (
     Fields,
     Parsed,
     ParseError,
+    ZeekRow,
     parse,
     safely,
 )
@@ -335,7 +336,7 @@ class _Rows:
         """The rows (or sideline items) `transform(record)` makes of one parsed record."""
         if record is UNDECODED:
             record = safely(decode_line, raw)
-        elif type(record) is Fields:
+        elif type(record) is Fields or type(record) is ZeekRow:
             record = record.record()
         elif record is SYSLOG_LINE:
             record = safely(syslog_line, raw)

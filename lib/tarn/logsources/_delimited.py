@@ -21,6 +21,7 @@ from tarn.logsources._parse import (
     Ingest,
     Parsed,
     ParseError,
+    ZeekRow,
     lines,
     prefixed,
     safely,
@@ -118,6 +119,65 @@ def _unescape(text: str) -> str:
     return _HEX_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
+class ZeekLayout:
+    """What a Zeek TSV log's header says about the lines after it: their fields and how
+    values are written. Each change of a directive makes a new layout."""
+
+    __slots__ = ("containers", "empty", "fields", "path", "set_separator", "unset")
+
+    def __init__(self, header: _ZeekHeader) -> None:
+        self.fields = tuple(header.fields or ())
+        self.containers = tuple(header.containers)
+        self.set_separator = header.set_separator
+        self.empty = header.empty
+        self.unset = header.unset
+        self.path = header.path
+
+    def record(self, values: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value, container in zip(self.fields, values, self.containers, strict=True):
+            if value == self.unset:
+                out[name] = None
+            elif container:
+                out[name] = (
+                    []
+                    if value == self.empty
+                    else [_unescape(v) for v in value.split(self.set_separator)]
+                )
+            else:
+                out[name] = "" if value == self.empty else _unescape(value)
+        out["_path"] = self.path
+        return out
+
+    def columns(self, rows: list[list[str]]) -> dict[str, list[Any]]:
+        """The records of `rows` by key, a list per key: what record() gives, column-wise."""
+        by_column = list(zip(*rows, strict=True)) or [() for _ in self.fields]
+        unset, empty, sep = self.unset, self.empty, self.set_separator
+        out: dict[str, list[Any]] = {}
+        for name, values, container in zip(self.fields, by_column, self.containers, strict=True):
+            escaped = "\\x" in "\n".join(values)  # no value holds a line break
+            unescape = _unescape if escaped else str
+            if container:
+                out[name] = [
+                    None
+                    if v == unset
+                    else []
+                    if v == empty
+                    else [unescape(x) for x in v.split(sep)]
+                    if escaped or sep in v
+                    else [v]
+                    for v in values
+                ]
+            elif escaped:
+                out[name] = [
+                    None if v == unset else "" if v == empty else _unescape(v) for v in values
+                ]
+            else:
+                out[name] = [None if v == unset else "" if v == empty else v for v in values]
+        out["_path"] = [self.path] * len(rows)
+        return out
+
+
 class _ZeekHeader:
     def __init__(self, path: str | None) -> None:
         self.separator = "\t"
@@ -127,8 +187,10 @@ class _ZeekHeader:
         self.path = path
         self.fields: list[str] | None = None
         self.containers: list[bool] = []
+        self._layout: ZeekLayout | None = None
 
     def directive(self, text: str) -> None:
+        self._layout = None
         if text.startswith("#separator"):
             self.separator = _unescape(text[len("#separator") :].strip()) or "\t"
             return
@@ -149,26 +211,24 @@ class _ZeekHeader:
             types = values + [""] * (len(self.fields) - len(values))
             self.containers = [t.startswith(("set[", "vector[")) for t in types[: len(self.fields)]]
 
-    def record(self, text: str) -> dict[str, Any]:
+    def split(self, text: str) -> list[str]:
         if self.fields is None:
             raise ParseError("data line before the #fields header")
         values = text.split(self.separator)
         if len(values) != len(self.fields):
             raise ParseError(f"{len(values)} fields where #fields has {len(self.fields)}")
-        out: dict[str, Any] = {}
-        for name, value, container in zip(self.fields, values, self.containers, strict=True):
-            if value == self.unset:
-                out[name] = None
-            elif container:
-                out[name] = (
-                    []
-                    if value == self.empty
-                    else [_unescape(v) for v in value.split(self.set_separator)]
-                )
-            else:
-                out[name] = "" if value == self.empty else _unescape(value)
-        out["_path"] = self.path
-        return out
+        return values
+
+    def layout(self) -> ZeekLayout:
+        if self._layout is None:
+            self._layout = ZeekLayout(self)
+        return self._layout
+
+    def record(self, text: str) -> dict[str, Any]:
+        return self.layout().record(self.split(text))
+
+    def row(self, text: str) -> ZeekRow:
+        return ZeekRow(self.layout(), self.split(text))
 
 
 def _zeek_json(text: str, default_path: str | None) -> dict[str, Any]:
@@ -180,7 +240,7 @@ def _zeek_json(text: str, default_path: str | None) -> dict[str, Any]:
     return record
 
 
-def parse_zeek(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
+def parse_zeek(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator[Parsed]:
     head = b""
     while len(head) < 1 << 16:  # sniff the first non-space byte
         chunk = stream.read(4096)
@@ -199,10 +259,11 @@ def parse_zeek(stream: IO[bytes], ingest: Ingest) -> Iterator[Parsed]:
             )
         return
     header = _ZeekHeader(ingest.table)
+    read = header.row if lazy else header.record
     for n, text, err in lines(rest):
         if err is not None:
             yield n, text, err
         elif text.startswith("#"):
             header.directive(text)
         else:
-            yield n, text, safely(header.record, text)
+            yield n, text, safely(read, text)

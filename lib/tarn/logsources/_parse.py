@@ -66,6 +66,21 @@ class Fields:
         }
 
 
+class ZeekRow:
+    """A Zeek TSV line as parsed with lazy=True: its fields split, not yet read. `layout` is
+    what the header directives before it said (_delimited.ZeekLayout); `record()` is the dict
+    the parser gives otherwise."""
+
+    __slots__ = ("layout", "values")
+
+    def __init__(self, layout: Any, values: list[str]) -> None:
+        self.layout = layout
+        self.values = values
+
+    def record(self) -> dict[str, Any]:
+        return self.layout.record(self.values)  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class Ingest:
     """The `ingest:` block of log_source.yml."""
@@ -187,12 +202,13 @@ def registry() -> dict[str, Parser]:
 
 def parse(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator[Parsed]:
     """The items of one raw object. With `lazy`, a JSON format leaves the lines that are one
-    record each undecoded (UNDECODED), csv/tsv give Fields, not dicts, and syslog lines stay
-    unparsed (SYSLOG_LINE): the batch path reads them itself, typed and by column."""
+    record each undecoded (UNDECODED), csv/tsv give Fields, not dicts, syslog lines stay
+    unparsed (SYSLOG_LINE) and Zeek TSV lines give ZeekRow: the batch path reads them itself,
+    typed and by column."""
     parsers = registry()
     if ingest.format not in parsers:
         raise ParseError(f"unknown ingest format {ingest.format!r}; known: {', '.join(parsers)}")
-    if lazy and ingest.format in ("json", "ndjson", "csv", "tsv", "syslog"):
+    if lazy and ingest.format in ("json", "ndjson", "csv", "tsv", "syslog", "zeek"):
         from tarn.logsources import _delimited, _json, _syslog
 
         lazy_parsers = {
@@ -201,6 +217,7 @@ def parse(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterator[Par
             "csv": _delimited.parse_csv,
             "tsv": _delimited.parse_tsv,
             "syslog": _syslog.parse_syslog,
+            "zeek": _delimited.parse_zeek,
         }
         return lazy_parsers[ingest.format](decompressed(stream), ingest, lazy=True)
     return parsers[ingest.format](decompressed(stream), ingest)

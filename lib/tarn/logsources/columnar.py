@@ -55,6 +55,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Annotated, Any, TypedDict
 
 import msgspec
@@ -63,7 +64,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tarn.logsources import _syslog
-from tarn.logsources._parse import SYSLOG_LINE, UNDECODED, Fields, safely
+from tarn.logsources._parse import SYSLOG_LINE, UNDECODED, Fields, ZeekRow, safely
 from tarn.logsources._schema import TS, Field, arrow_schema
 from tarn.logsources._syslog import decode_line as syslog_line
 from tarn.logsources.helpers import JSON_ENCODER, ip_or_none, json_text, parse_ts, to_bool
@@ -229,6 +230,7 @@ class Batch:
         records: Sequence[dict[str, Any]] | Callable[[], Sequence[dict[str, Any]]],
         raw: pa.StructArray,
         columns: Mapping[str, pa.Array] | None = None,
+        fields: Mapping[str, list[Any]] | None = None,
     ) -> None:
         self._records = records  # or how to make them, when only columns were read
         # per record, the table table_by chose (null where none); None: one table for all
@@ -237,6 +239,9 @@ class Batch:
         self._columns = dict(columns or {})
         self._values: dict[str, list[Any]] = {}
         self._present: dict[str, pa.Array] = {}
+        # field(): the rest's values by key; all of its keys where the reader read by column
+        self._fields = dict(fields or {})
+        self._all_fields = fields is not None
 
     def __len__(self) -> int:
         return len(self._raw)
@@ -280,6 +285,35 @@ class Batch:
     def json(self, path: str) -> pa.Array:
         """The JSON text of the value at `path` (any shape), null where there is none."""
         return json_texts(self.values(path))
+
+    def field(self, key: str) -> list[Any]:
+        """With `"*"` in raw=: the value of the top-level key `key` of the rest of each record
+        (None where it lacks it). `key` is one name, dots and all (Zeek's "id.orig_h")."""
+        found = self._fields.get(key)
+        if found is None:
+            found = self._fields[key] = (
+                [None] * len(self)
+                if self._all_fields
+                else [r.get(key) if type(r) is dict else None for r in self.values(REST)]
+            )
+        return found
+
+    def fields(self, keys: Sequence[str]) -> dict[str, list[Any]]:
+        """field() of each key; one pass over the records for the keys they all have."""
+        wanted = [k for k in keys if k not in self._fields]
+        rest = self.values(REST) if len(wanted) > 1 and not self._all_fields else []
+        if rest and type(rest[0]) is dict:
+            common = tuple(k for k in wanted if k in rest[0])
+            if len(common) > 1:
+                try:
+                    rows = list(map(itemgetter(*common), rest))
+                except (KeyError, TypeError):  # a record without one of them, or not a dict
+                    pass
+                else:
+                    self._fields.update(
+                        zip(common, map(list, zip(*rows, strict=True)), strict=True)
+                    )
+        return {k: self.field(k) for k in keys}
 
     def values(self, path: str) -> list[Any]:
         """The Python values at `path`, one per record (None where there is none)."""
@@ -484,6 +518,10 @@ def read_records(
         by_column = _read_fields(plan, records)
         if by_column is not None:
             return by_column
+    if records and all(type(r) is ZeekRow or isinstance(r, Exception) for r in records):
+        by_column = _read_zeek(plan, records)
+        if by_column is not None:
+            return by_column
     if any(r is SYSLOG_LINE for r in records):
         by_column = _read_syslog(plan, records, texts)
         if by_column is not None:
@@ -508,7 +546,7 @@ def read_records(
                         if k not in top
                     }
             else:
-                if type(record) is Fields:
+                if type(record) is Fields or type(record) is ZeekRow:
                     record = record.record()
                 elif type(record) is not dict:
                     continue
@@ -586,6 +624,58 @@ def _read_fields(plan: ColumnarTransform, records: Sequence[Any]) -> tuple[Batch
         return out
 
     return Batch(typed, raw), kept
+
+
+def _read_zeek(plan: ColumnarTransform, records: Sequence[Any]) -> tuple[Batch, list[int]] | None:
+    """Zeek TSV lines read column by column (no dict per line), each run of lines under one
+    header on its own. None where that does not apply: the lines are then read one by one
+    like any record."""
+    kept = [i for i, r in enumerate(records) if type(r) is ZeekRow]
+    if not kept or plan.json_fields or plan.json_nodes:
+        return None
+    runs: list[tuple[Any, list[int]]] = []  # (layout, indices), in record order
+    for i in kept:
+        layout = records[i].layout
+        if runs and runs[-1][0] is layout:
+            runs[-1][1].append(i)
+        else:
+            runs.append((layout, [i]))
+    for layout in {id(layout): layout for layout, _ in runs}.values():
+        sets = {name for name, c in zip(layout.fields, layout.containers, strict=True) if c}
+        if any(not pa.types.is_string(f.type) or f.name in sets for f in plan.struct):
+            return None  # a field that is a set, or declared other than text: not as declared
+    parts = [(len(at), layout.columns([records[i].values for i in at])) for layout, at in runs]
+    n = len(kept)
+
+    def merged(name: str) -> list[Any]:
+        if len(parts) == 1:
+            return parts[0][1].get(name) or [None] * n
+        out: list[Any] = []
+        for size, columns in parts:
+            out.extend(columns.get(name) or [None] * size)
+        return out
+
+    names = list({name: None for _, columns in parts for name in columns})
+    raw = pa.StructArray.from_arrays(
+        [pa.array(merged(f.name), pa.string()) for f in plan.struct], fields=list(plan.struct)
+    )
+    others = {name: merged(name) for name in names if name not in plan.top} if plan.rest else None
+
+    def typed() -> list[dict[str, Any]]:  # the records as the dict path reads them
+        out: list[dict[str, Any]] = []
+        for size, columns in parts:
+            rows: list[dict[str, Any]] = [{} for _ in range(size)]
+            rests: list[dict[str, Any]] = [{} for _ in range(size)]
+            for name, values in columns.items():
+                for row, value in zip(rows if name in plan.top else rests, values, strict=True):
+                    row[name] = value
+            if plan.rest:
+                for row, rest in zip(rows, rests, strict=True):
+                    row[REST] = rest
+            out.extend(rows)
+        return out
+
+    return Batch(typed, raw, fields=others), kept
 
 
 _SYSLOG_TYPES = {

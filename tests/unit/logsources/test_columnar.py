@@ -627,3 +627,47 @@ def test_batch_has_tells_a_null_key_from_a_missing_one(tmp_path: Path) -> None:
     )
     tables, _ = assert_same(src, data)
     assert [r["message"] for r in tables["keys"]] == ["has", "no", "no", "has"]
+
+
+@pytest.mark.parametrize("shape", ["zeek tsv", "zeek json"])
+def test_batch_field_reads_one_key_of_the_rest(tmp_path: Path, shape: str) -> None:
+    """batch.field(key) is the key's value in each record's rest (its name may hold dots);
+    Zeek TSV lines give it column by column, JSON records from their dicts."""
+    yml = "name: keyed\ningest: {format: zeek, table: t}\nschema: {ecs: [message, labels]}\n"
+    code = (
+        "import pyarrow as pa\n"
+        "from tarn.logsources import columnar as col\n"
+        "from tarn.logsources.helpers import json_text\n"
+        "def transform(r):\n"
+        "    return {'ts': r.get('ts'), 'message': r.get('id.orig_h'),\n"
+        "            'labels': json_text([r.get('n'), r.get('gone')])}\n"
+        "@col.columnar(raw={'_path': 'string', '*': 'json'})\n"
+        "def transform_columns(batch):\n"
+        "    got = batch.fields(['ts', 'n', 'gone'])\n"
+        "    return {'ts': col.timestamps(pa.array(got['ts'], pa.string())),\n"
+        "            'message': pa.array(batch.field('id.orig_h'), pa.string()),\n"
+        "            'labels': col.json_texts([[a, b] for a, b in zip(got['n'], got['gone'])])}\n"
+    )
+    src = logsources.load_folder(make(tmp_path, "keyed", yml, code))
+    t = "2026-11-20T01:02:03Z"
+    if shape == "zeek tsv":
+        data = (
+            "#fields\tts\tid.orig_h\tn\n#types\tstring\taddr\tset[string]\n"
+            f"{t}\t10.0.0.1\ta,b\n{t}\t-\t(empty)\n{t}\t10.0.0.3\t-\n"
+            # a new header in the same batch: other fields, another order
+            f"#fields\tgone\tts\n#types\tcount\tstring\n7\t{t}\n"
+            f"#fields\tid.orig_h\tts\tn\n10.0.0.5\t{t}\tx\n"
+        ).encode()
+        want = [
+            ("10.0.0.1", '[["a","b"],null]'), (None, "[[],null]"), ("10.0.0.3", "[null,null]"),
+            (None, '[null,"7"]'), ("10.0.0.5", '["x",null]'),
+        ]  # fmt: skip
+    else:
+        data = _lines(
+            {"ts": t, "id.orig_h": "10.0.0.1", "n": 1, "gone": 2},
+            {"ts": t, "n": [1]},
+            {"id.orig_h": "10.0.0.3", "ts": t},
+        )
+        want = [("10.0.0.1", "[1,2]"), (None, "[[1],null]"), ("10.0.0.3", "[null,null]")]
+    tables, _ = assert_same(src, data)
+    assert [(r["message"], r["labels"]) for r in tables["keyed_t"]] == want

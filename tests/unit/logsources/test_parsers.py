@@ -187,6 +187,63 @@ def test_zeek_tsv_errors() -> None:
     assert reasons(b"#fields\ta\tb\n1\n", "zeek") == ["1 fields where #fields has 2"]
 
 
+# what Zeek writes in a value, and what a hand-made log might: markers, separators, escapes
+_zeek_piece = st.sampled_from(
+    ["-", "(empty)", ",", ";", "\\x2c", "\\x", "\\x09", "a", "é", "1.5", ""]
+)
+_zeek_value = st.lists(_zeek_piece, max_size=4).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    names=st.lists(st.sampled_from(["ts", "uid", "a", "b", "_path"]), min_size=1, max_size=5),
+    types=st.lists(
+        st.sampled_from(["string", "set[string]", "vector[count]", "count"]), max_size=6
+    ),
+    set_separator=st.sampled_from([",", ";", "\\x2c"]),
+    empty=st.sampled_from(["(empty)", "-", "", "none"]),
+    unset=st.sampled_from(["-", "(empty)", "", "null"]),
+    cells=st.lists(st.lists(_zeek_value, min_size=5, max_size=5), max_size=8),
+)
+def test_zeek_tsv_read_by_column_as_by_line(
+    names, types, set_separator, empty, unset, cells
+) -> None:
+    """Lazy Zeek rows give the parser's records, and their layout's columns the same values
+    key by key (repeated names, odd markers and separators, escapes included)."""
+    head = (
+        f"#set_separator\t{set_separator}\n#empty_field\t{empty}\n#unset_field\t{unset}\n"
+        f"#path\tp\n#fields\t" + "\t".join(names) + "\n#types\t" + "\t".join(types) + "\n"
+    )
+    body = "".join("\t".join(row[: len(names)]) + "\n" for row in cells)
+    data = (head + body).encode()
+    eager = items(data, "zeek")
+    lazy = list(parse(io.BytesIO(data), Ingest(format="zeek"), lazy=True))
+    assert [(n, raw) for n, raw, _ in lazy] == [(n, raw) for n, raw, _ in eager]
+    rows = []
+    for (_, _, want), (_, _, got) in zip(eager, lazy, strict=True):
+        if isinstance(want, ParseError):
+            assert str(got) == str(want)
+            continue
+        assert type(got) is _parse.ZeekRow and got.record() == want
+        assert list(got.record()) == list(want)  # the keys in the same order
+        rows.append((got, want))
+    if rows:
+        columns = rows[0][0].layout.columns([got.values for got, _ in rows])
+        assert list(columns) == list(rows[0][1])
+        for key, values in columns.items():
+            assert values == [want[key] for _, want in rows]
+
+
+def test_zeek_layout_follows_the_directives() -> None:
+    data = b"#fields\ta\n1\n#unset_field\tX\nX\n#fields\tb\tc\n1\t2\n"
+    out = list(parse(io.BytesIO(data), Ingest(format="zeek", table="t"), lazy=True))
+    first, second, third = (r for _, _, r in out)
+    assert first.layout is not second.layout and second.layout is not third.layout
+    assert first.record() == {"a": "1", "_path": "t"}
+    assert second.record() == {"a": None, "_path": "t"}
+    assert third.layout.columns([third.values]) == {"b": ["1"], "c": ["2"], "_path": ["t"]}
+
+
 def test_zeek_json() -> None:
     data = b' {"ts": 1.5, "uid": "C1"}\n{"_path": "dns", "ts": 2}\n[1]\n'
     out = items(data, "zeek", table="conn")

@@ -88,6 +88,33 @@ def transform_columns(batch):
     return {"ts": col.timestamps(batch["timestamp"], _ts), "message": pa.array(parts),
             "source.address": batch["hostname"], "labels": pa.array(labels, pa.string())}
 """
+# The zeek twin reads its fields from the rest of the record ("*"): Zeek TSV lines are then
+# read column by column (ZeekLayout.columns), not a dict per line.
+ZEEK_BATCH_TRANSFORM = """
+import pyarrow as pa
+from tarn.logsources import columnar as col
+from tarn.logsources.helpers import json_text
+
+
+def _text(value):
+    return value if value is None or isinstance(value, str) else json_text(value)
+
+
+def transform(r):
+    if not isinstance(r, dict):
+        raise ValueError(f"expected an object, got {type(r).__name__}")
+    rest = {k: v for k, v in r.items() if k != "_path"}
+    return {"ts": _text(r.get("ts")), "message": _text(r.get("msg")),
+            "source": {"address": _text(r.get("src"))}, "labels": json_text(rest)}
+
+
+@col.columnar(raw={"_path": "string", "*": "json"})
+def transform_columns(batch):
+    got = batch.fields(["ts", "msg", "src"])
+    text = {k: pa.array([_text(v) for v in values], pa.string()) for k, values in got.items()}
+    return {"ts": col.timestamps(text["ts"]), "message": text["msg"],
+            "source.address": text["src"], "labels": col.json_texts(batch.values("*"))}
+"""
 INGEST = {
     "json": "{format: json, records_path: Records}",
     "ndjson": "{format: ndjson}",
@@ -118,7 +145,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, logsources.Lo
         )
         (folder / "transform.py").write_text(TRANSFORM)
         out[fmt] = logsources.load_folder(Path(folder))
-        if fmt in ("json", "ndjson", "csv", "tsv", "syslog", "syslog5424"):
+        if fmt in ("json", "ndjson", "csv", "tsv", "syslog", "syslog5424", "zeek", "zeek_json"):
             twin = root / f"{name}_batch"
             twin.mkdir()
             (twin / "log_source.yml").write_text(
@@ -126,7 +153,11 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, logsources.Lo
                 "schema: {ecs: [message, source.address, labels]}\n"
             )
             (twin / "transform.py").write_text(
-                SYSLOG_BATCH_TRANSFORM if fmt.startswith("syslog") else BATCH_TRANSFORM
+                SYSLOG_BATCH_TRANSFORM
+                if fmt.startswith("syslog")
+                else ZEEK_BATCH_TRANSFORM
+                if fmt.startswith("zeek")
+                else BATCH_TRANSFORM
             )
             BATCH_TWINS[name] = logsources.load_folder(Path(twin))
             assert BATCH_TWINS[name].columnar is not None

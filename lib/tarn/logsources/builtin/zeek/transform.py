@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -687,26 +686,14 @@ class _Fields:
     the records whose row transform() must make (a helper raises, or a value would not fit
     the table's column)."""
 
-    def __init__(self, records: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
-        self.records = records
-        self.bad = np.zeros(len(records), dtype=bool)
-        self._values: dict[str, Any] = {}
+    def __init__(self, values: dict[str, list[Any]], n: int) -> None:
+        self.n = n
+        self.bad = np.zeros(n, dtype=bool)
+        self._values = values
         self._read: dict[tuple[Any, str], tuple[Any, Any]] = {}
-        # the keys of the first record, read from all at once: TSV records under one header
-        # all have them, and so do most JSON records of one log
-        common = tuple(k for k in keys if k in records[0])
-        if len(common) > 1:
-            try:
-                rows = list(map(itemgetter(*common), records))
-            except KeyError:
-                return
-            self._values.update(zip(common, map(list, zip(*rows, strict=True)), strict=True))
 
     def values(self, key: str) -> list[Any]:
-        found = self._values.get(key)
-        if found is None:
-            found = self._values[key] = [r.get(key) for r in self.records]
-        return found
+        return self._values[key]
 
     def read(self, how: Callable[[list[Any]], tuple[Any, Any]], key: str) -> Any:
         found = self._read.get((how, key))
@@ -801,16 +788,16 @@ def _dns_columns(f: _Fields) -> dict[str, Any]:
     query = f.texts("query")
     rcode_name = f.texts("rcode_name")
     answers = f.read(_answers, "answers")
-    flags = np.zeros(len(f.records), dtype=np.int64)
+    flags = np.zeros(f.n, dtype=np.int64)
     for flag in _DNS_FLAGS:
         flags = flags * 2 + pc.fill_null(f.bools(flag), False).to_numpy(zero_copy_only=False)
     flat_ips = col.per_value(_ip, answers.flatten(), _STR)
     keep = flat_ips.is_valid()
     counts = np.bincount(
         pc.list_parent_indices(answers).to_numpy()[keep.to_numpy(zero_copy_only=False)],
-        minlength=len(f.records),
+        minlength=f.n,
     )
-    offsets = np.zeros(len(f.records) + 1, dtype=np.int32)
+    offsets = np.zeros(f.n + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
     resolved = pa.ListArray.from_arrays(pa.array(offsets), flat_ips.filter(keep))
     parts = col.per_value(_split_domain, query, _DOMAIN_PARTS)
@@ -981,9 +968,9 @@ _KEYS = {  # the keys each log reads, for _Fields
 }  # fmt: skip
 
 
-def _log_columns(name: str, records: list[dict[str, Any]]) -> tuple[dict[str, Any], Any]:
+def _log_columns(name: str, values: dict[str, list[Any]], n: int) -> tuple[dict[str, Any], Any]:
     """The columns of the records of one log, and where transform() must make the row."""
-    f = _Fields(records, _KEYS[name])
+    f = _Fields(values, n)
     out = _base_columns(f, name)
     out.update(_COLUMNS[name](f))
     return out, f.bad
@@ -999,20 +986,22 @@ def _filled(value: Any, n: int, type_: pa.DataType) -> Any:
 def transform_columns(batch: col.Batch) -> dict[str, Any]:
     """transform() for a batch of records: the same rows, built with Arrow compute, log by
     log (conn, dns, http, ssl) when a batch holds several."""
-    records = batch.values("*")
+    n = len(batch)
     path = batch["_path"]
     unnamed = np.flatnonzero(pc.invert(col.truthy(path)).to_numpy(zero_copy_only=False))
     if len(unnamed):  # no _path: the log is told from the record's keys
-        mask = np.zeros(len(records), dtype=bool)
+        records = batch.values("*")
+        mask = np.zeros(n, dtype=bool)
         mask[unnamed] = True
         guessed = pa.array([_guess_path(records[i]) for i in unnamed], _STR)
         path = pc.replace_with_mask(path, pa.array(mask), guessed)
     codes = pc.fill_null(pc.index_in(path, pa.array(_TABLES)), -1).to_numpy(zero_copy_only=False)
     logs = np.unique(codes).tolist()
     if logs == [-1]:  # no record of a log transform() knows: it says why
-        return {"ts": pa.nulls(len(records), _TS), col.ROW_PATH: True}
+        return {"ts": pa.nulls(n, _TS), col.ROW_PATH: True}
     if len(logs) == 1:  # the usual batch: records of one log
-        out, bad = _log_columns(_TABLES[logs[0]], records)
+        name = _TABLES[logs[0]]
+        out, bad = _log_columns(name, batch.fields(_KEYS[name]), n)
         out["_table"] = path
         out[col.ROW_PATH] = pa.array(bad)
         return out
@@ -1023,8 +1012,11 @@ def transform_columns(batch: col.Batch) -> dict[str, Any]:
         rows = np.flatnonzero(codes == i)
         if i < 0:
             parts.append((rows, {}, np.ones(len(rows), dtype=bool)))
-        else:
-            parts.append((rows, *_log_columns(_TABLES[i], [records[j] for j in rows])))
+            continue
+        name = _TABLES[i]
+        at = rows.tolist()
+        values = {key: [v[j] for j in at] for key, v in batch.fields(_KEYS[name]).items()}
+        parts.append((rows, *_log_columns(name, values, len(rows))))
     back = pa.array(np.argsort(np.concatenate([rows for rows, _, _ in parts]), kind="stable"))
     types: dict[str, pa.DataType] = {}
     for _, columns, _ in parts:
