@@ -153,13 +153,16 @@ FIELDS = ("facility", "severity", "timestamp", "hostname", "appname", "procid", 
 # would be read as part of the time instead, so such lines are left to decode_line.
 _ASCII = r"^[\x20-\x7e]*$"
 _ZONE_WORD = r"^(?:Z|UTC|GMT|[+-][0-9]{2}:?[0-9]{2})$"
+# RFC 3164 read in two steps, as Arrow's engine extracts groups slowly from a long tail or a
+# bounded repeat: the head up to the tag's ":" (there is one way only to read it), then the
+# rest of the line, which must be empty or a space and the message; a tag over 128
+# characters or a pid over 64 is left to decode_line, as decode_line's own pattern does.
+_BSD_HEAD = (
+    r"^(?:<(?P<pri>[0-9]{1,3})>)?(?P<ts>[A-Za-z]{3} +[0-9]{1,2} [0-9]{2}:[0-9]{2}:[0-9]{2}) "
+    r"(?P<host>[^ \[\]:]+) (?P<tag>[^ \[\]:]+)(?P<pid>\[[^\] ]*\])?:"
+)
 # RFC 5424 without structured data ("-"): the message is what follows it, less one space. The
 # space before "-" is required: decode_line reads MSGID to its end, then the structured data.
-_BSD_LINE = (
-    r"^(?:<(?P<pri>[0-9]{1,3})>)?(?P<ts>[A-Za-z]{3} +[0-9]{1,2} [0-9]{2}:[0-9]{2}:[0-9]{2}) "
-    r"(?P<host>[^ \[\]:]+) (?P<tag>[^ \[\]:]{1,128})(?P<pid>\[[^\] ]{0,64}\])?:"
-    r"(?: (?P<msg>.*))?$"
-)
 _NEW_LINE = (
     r"^<(?P<pri>[0-9]{1,3})>(?P<v>[0-9]{1,2}) (?P<ts>[^ ]+) (?P<host>[^ ]+) (?P<app>[^ ]+) "
     r"(?P<pid>[^ ]+) (?P<msgid>[^ ]+) -(?P<sp> ?)(?P<msg>.*)$"
@@ -174,15 +177,24 @@ def read_columns(texts: Sequence[str]) -> tuple[dict[str, pa.Array], pa.Array]:
     n = len(lines_)
     ascii_ = pc.match_substring_regex(lines_, _ASCII)
     candidates = pc.if_else(ascii_, lines_, None)
-    bsd = pc.extract_regex(candidates, _BSD_LINE)
+    head = pc.extract_regex(candidates, _BSD_HEAD)
+    b = {name: pc.struct_field(head, name) for name in ("pri", "ts", "host", "tag", "pid")}
+    tail = pc.replace_substring_regex(candidates, _BSD_HEAD, "", max_replacements=1)
+    bsd_ok = pc.and_(
+        pc.and_(pc.is_valid(head), pc.less_equal(pc.utf8_length(b["tag"]), 128)),
+        pc.and_(
+            pc.less_equal(pc.utf8_length(b["pid"]), 66),  # "[" and "]" around at most 64
+            pc.or_(pc.equal(tail, ""), pc.starts_with(tail, " ")),
+        ),
+    )
+    b["msg"] = pc.utf8_slice_codeunits(tail, 1)
     new = pc.extract_regex(candidates, _NEW_LINE)
-    b = {name: pc.struct_field(bsd, name) for name in ("pri", "ts", "host", "tag", "pid", "msg")}
     r = {
         name: pc.struct_field(new, name)
         for name in ("pri", "ts", "host", "app", "pid", "msgid", "msg")
     }
     is_bsd = pc.and_(
-        pc.is_valid(bsd),
+        pc.fill_null(bsd_ok, False),
         pc.invert(pc.match_substring_regex(pc.fill_null(b["host"], ""), _ZONE_WORD)),
     )
     is_new = pc.and_(pc.is_valid(new), pc.not_equal(pc.fill_null(r["ts"], "-"), "-"))

@@ -474,7 +474,8 @@ _pieces = {
     "host": st.sampled_from(["web1", "Z", "UTC", "GMT", "+0100", "-05:00", "+01", "a:b", "a[1]",
                              "ünï", "10.0.0.1", "-", ""]),
     "tag": st.sampled_from(["sshd[812]", "sshd", "sudo", "sshd[]", "x" * 129, "a:b", "cron[1 2]",
-                            "CRON[12]", ""]),
+                            "CRON[12]", "", "y" * 128, f"p[{'1' * 64}]", f"p[{'1' * 65}]",
+                            "a[1]b", "a]", "a[1][2]"]),
     "sep": st.sampled_from([": ", ":", " ", ":x", ":  "]),
     "msg": st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=30),
 }  # fmt: skip
@@ -523,3 +524,6 @@ def test_common_syslog_lines_are_read_by_column() -> None:
     ]
     _, fast = _syslog.read_columns(lines_)
     assert fast.to_pylist() == [True, True, True, False, False, True]
+    tags = ["y" * 128 + ": m", "y" * 129 + ": m", f"p[{'1' * 64}]: m", f"p[{'1' * 65}]: m", "a:x"]
+    _, fast = _syslog.read_columns([f"<13>Nov 20 04:31:02 web1 {t}" for t in tags])
+    assert fast.to_pylist() == [True, False, True, False, False]
