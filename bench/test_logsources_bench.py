@@ -1,7 +1,8 @@
 """Log source throughput and memory: `make bench` (marker benchmark).
 
 1. Per built-in source: its clean samples (those without sidelined records) repeated into one
-   ~20 MB object, normalized on one core: MB/s of decompressed text and events/s. Where the
+   ~20 MB object (Zeek: a file per log as Zeek writes them, TSV, and JSON lines as
+   `zeek_json`), normalized on one core: MB/s of decompressed text and events/s. Where the
    source is JSON, pyarrow.json.read_json (one thread) on the same bytes is measured beside
    it, and the ratio of the two rates is the figure (for a JSON document format also on the
    same records as NDJSON). A source with a batch transform is also measured record by record
@@ -146,13 +147,40 @@ def _records_as_ndjson(source: logsources.LogSource, data: bytes) -> bytes:
     )
 
 
-@pytest.mark.parametrize("name", logsources.builtin_names())
+def _zeek_objects(source: logsources.LogSource) -> dict[str, bytes]:
+    """Zeek as Zeek writes it: a file per log, its header once, then its lines (the clean
+    TSV samples, each log's lines repeated to a quarter of TARGET_BYTES, one after the
+    other); and Zeek's JSON writer: the lines of the JSON samples that land, repeated."""
+    tsv: list[bytes] = []
+    good_json: list[bytes] = []
+    for path in golden.samples(source):
+        data = _plain(path.read_bytes())
+        if data.lstrip()[:1] == b"{":
+            for line in data.splitlines():
+                if line.strip() and _normalize(source, line + b"\n") == (1, 0):
+                    good_json.append(line + b"\n")
+        elif not golden.sidelined_path(source, path).exists():
+            lines = data.splitlines(keepends=True)
+            head = [x for x in lines if x.startswith(b"#") and not x.startswith(b"#close")]
+            body = b"".join(x for x in lines if x.strip() and not x.startswith(b"#"))
+            tsv.append(b"".join(head) + body * (TARGET_BYTES // 4 // len(body) + 1))
+    json_body = b"".join(good_json)
+    return {
+        "tsv": b"".join(tsv),
+        "json": json_body * (TARGET_BYTES // len(json_body) + 1),
+    }
+
+
+@pytest.mark.parametrize("name", [*logsources.builtin_names(), "zeek_json"])
 def test_source_throughput(name: str, record_result) -> None:
-    source = logsources.builtin(name)
+    source = logsources.builtin("zeek" if name == "zeek_json" else name)
     samples = _clean_samples(source)
     if not samples:
         pytest.skip(f"{name} has no clean samples")
-    data = _repeated(source, samples)
+    if source.name == "zeek":
+        data = _zeek_objects(source)["json" if name == "zeek_json" else "tsv"]
+    else:
+        data = _repeated(source, samples)
     is_json = source.format in ("json", "ndjson") or (
         source.format == "zeek" and data.lstrip()[:1] == b"{"
     )

@@ -298,22 +298,26 @@ class Batch:
             )
         return found
 
-    def fields(self, keys: Sequence[str]) -> dict[str, list[Any]]:
-        """field() of each key; one pass over the records for the keys they all have."""
-        wanted = [k for k in keys if k not in self._fields]
-        rest = self.values(REST) if len(wanted) > 1 and not self._all_fields else []
-        if rest and type(rest[0]) is dict:
-            common = tuple(k for k in wanted if k in rest[0])
-            if len(common) > 1:
-                try:
-                    rows = list(map(itemgetter(*common), rest))
-                except (KeyError, TypeError):  # a record without one of them, or not a dict
-                    pass
-                else:
-                    self._fields.update(
-                        zip(common, map(list, zip(*rows, strict=True)), strict=True)
-                    )
-        return {k: self.field(k) for k in keys}
+    def fields(
+        self, keys: Sequence[str], rows: Sequence[int] | None = None
+    ) -> dict[str, list[Any]]:
+        """field() of each key, for all records or those at the indices `rows`; one pass over
+        the records for the keys they all have."""
+        if rows is None:
+            wanted = [k for k in keys if k not in self._fields]
+            if len(wanted) > 1 and not self._all_fields:
+                self._fields.update(_by_key(self.values(REST), wanted))
+            return {k: self.field(k) for k in keys}
+        if self._all_fields or all(k in self._fields for k in keys):
+            at = list(rows)
+            return {k: [values[j] for j in at] for k, values in self.fields(keys).items()}
+        rest = self.values(REST)
+        records = [rest[j] for j in rows]
+        found = _by_key(records, keys)
+        for k in keys:
+            if k not in found:
+                found[k] = [r.get(k) if type(r) is dict else None for r in records]
+        return {k: found[k] for k in keys}
 
     def values(self, path: str) -> list[Any]:
         """The Python values at `path`, one per record (None where there is none)."""
@@ -326,6 +330,20 @@ class Batch:
                 found = [v.get(key) if type(v) is dict else None for v in self.values(parent)]
             self._values[path] = found
         return found
+
+
+def _by_key(records: Sequence[Any], keys: Sequence[str]) -> dict[str, list[Any]]:
+    """The values of those of `keys` that the first record has, when every record has them
+    (one pass, in C); {} otherwise."""
+    first = records[0] if records else None
+    common = tuple(k for k in keys if type(first) is dict and k in first)
+    if len(common) < 2:
+        return {}
+    try:
+        rows = list(map(itemgetter(*common), records))
+    except (KeyError, TypeError):  # a record without one of them, or not a dict
+        return {}
+    return dict(zip(common, map(list, zip(*rows, strict=True)), strict=True))
 
 
 def _has_group(struct: pa.DataType, path: str) -> bool:

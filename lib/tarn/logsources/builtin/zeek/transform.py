@@ -1014,8 +1014,7 @@ def transform_columns(batch: col.Batch) -> dict[str, Any]:
             parts.append((rows, {}, np.ones(len(rows), dtype=bool)))
             continue
         name = _TABLES[i]
-        at = rows.tolist()
-        values = {key: [v[j] for j in at] for key, v in batch.fields(_KEYS[name]).items()}
+        values = batch.fields(_KEYS[name], rows.tolist())
         parts.append((rows, *_log_columns(name, values, len(rows))))
     back = pa.array(np.argsort(np.concatenate([rows for rows, _, _ in parts]), kind="stable"))
     types: dict[str, pa.DataType] = {}
