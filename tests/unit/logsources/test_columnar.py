@@ -671,3 +671,32 @@ def test_batch_field_reads_one_key_of_the_rest(tmp_path: Path, shape: str) -> No
         want = [("10.0.0.1", "[1,2]"), (None, "[[1],null]"), ("10.0.0.3", "[null,null]")]
     tables, _ = assert_same(src, data)
     assert [(r["message"], r["labels"]) for r in tables["keyed_t"]] == want
+
+
+def test_batch_fields_of_some_records_equal_field_at_those_records() -> None:
+    from tarn.logsources._parse import UNDECODED, Ingest, parse
+
+    plan = col.columnar(raw={"_path": "string", "*": "json"})(lambda batch: {})
+    tsv = b"#fields\ta\tb.c\n1\t-\n#fields\tb.c\td\n2\tx\n3\t(empty)\n"
+    lines = [
+        {"a": 1, "b.c": [2]},
+        {"a": 2},
+        {"b.c": None, "d": "x"},
+        {"a": 3, "b.c": 4, "d": {}},
+    ]
+    shapes = {
+        "json": ([UNDECODED] * len(lines), [json.dumps(r) for r in lines]),
+        "tsv": tuple(map(list, zip(*[(r, t) for _, t, r in parse(
+            io.BytesIO(tsv), Ingest(format="zeek", table="x"), lazy=True)], strict=True))),
+    }  # fmt: skip
+    for shape, (records, texts) in shapes.items():
+        batch, kept = col.read_records(plan, records, texts)
+        assert kept == list(range(len(records))), shape
+        keys = ["a", "b.c", "d", "none"]
+        whole = {k: batch.field(k) for k in keys}
+        for rows in ([0], [2, 0], [1, 2], list(range(len(records)))):
+            got = batch.fields(keys, rows)
+            assert got == {k: [whole[k][j] for j in rows] for k in keys}, (shape, rows)
+        assert batch.fields(keys) == whole
+    assert whole == {"a": ["1", None, None], "b.c": [None, "2", "3"], "d": [None, "x", ""],
+                     "none": [None] * 3}  # fmt: skip
