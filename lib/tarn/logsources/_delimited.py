@@ -260,10 +260,17 @@ def parse_zeek(stream: IO[bytes], ingest: Ingest, lazy: bool = False) -> Iterato
         return
     header = _ZeekHeader(ingest.table)
     read = header.row if lazy else header.record
+    layout, separator, width = None, "\t", -1  # lazy: a line of the header's width, split here
     for n, text, err in lines(rest):
         if err is not None:
             yield n, text, err
         elif text.startswith("#"):
             header.directive(text)
+            if lazy and header.fields is not None:
+                layout, separator, width = header.layout(), header.separator, len(header.fields)
         else:
-            yield n, text, safely(read, text)
+            values = text.split(separator) if layout is not None else []
+            if len(values) == width:
+                yield n, text, ZeekRow(layout, values)
+            else:
+                yield n, text, safely(read, text)
