@@ -5,7 +5,8 @@
    `zeek_json`), normalized on one core: MB/s of decompressed text and events/s. Where the
    source is JSON, pyarrow.json.read_json (one thread) on the same bytes is measured beside
    it, and the ratio of the two rates is the figure (for a JSON document format also on the
-   same records as NDJSON). A source with a batch transform is also measured record by record
+   same records as NDJSON); csv/tsv sources have pyarrow.csv.read_csv beside them. Zeek TSV
+   (header lines) and syslog have no Arrow reader to compare with. A source with a batch transform is also measured record by record
    (columnar="off"). Each figure is the best of ROUNDS runs, ours and pyarrow's taken in
    turn, so that a busy machine slows both alike.
 2. Streaming: a generated ~1 GiB CloudTrail object (NDJSON, and one single JSON document)
@@ -87,11 +88,26 @@ def _normalize(
     return rows, sidelined
 
 
-def _read_json(data: bytes) -> int:
+def _read_json(data: bytes, source: logsources.LogSource) -> int:
     import pyarrow.json as paj
 
     options = paj.ReadOptions(use_threads=False, block_size=1 << 24)
     return paj.read_json(io.BytesIO(data), read_options=options).num_rows
+
+
+def _read_csv(data: bytes, source: logsources.LogSource) -> int:
+    import pyarrow.csv as pacsv
+
+    delimiter = "\t" if source.format == "tsv" else source.ingest.delimiter or ","
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+    ).num_rows
+
+
+# Arrow's own reader of the same bytes, where there is one: JSON lines, and delimited text
+_PYARROW_READERS = {"read_json": _read_json, "read_csv": _read_csv}
 
 
 def _timed(fn, *args) -> tuple[float, object]:
@@ -101,8 +117,8 @@ def _timed(fn, *args) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-def _figures(source: logsources.LogSource, data: bytes, with_pyarrow: bool) -> dict[str, object]:
-    """Best-of-ROUNDS rates of normalize() (and of read_json, in turn with it)."""
+def _figures(source: logsources.LogSource, data: bytes, reader: str | None) -> dict[str, object]:
+    """Best-of-ROUNDS rates of normalize() (and of pyarrow's `reader`, in turn with it)."""
     ours: list[float] = []
     theirs: list[float] = []
     rows = sidelined = 0
@@ -111,9 +127,9 @@ def _figures(source: logsources.LogSource, data: bytes, with_pyarrow: bool) -> d
     for _ in range(ROUNDS):
         seconds, (rows, sidelined) = _timed(_normalize, source, data)
         ours.append(seconds)
-        if with_pyarrow and error is None:
+        if reader is not None and error is None:
             try:
-                seconds, pyarrow_rows = _timed(_read_json, data)
+                seconds, pyarrow_rows = _timed(_PYARROW_READERS[reader], data, source)
                 theirs.append(seconds)
             except Exception as exc:  # heterogeneous records: read_json cannot infer one schema
                 error = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -129,7 +145,7 @@ def _figures(source: logsources.LogSource, data: bytes, with_pyarrow: bool) -> d
         out["pyarrow_error"] = error
     elif theirs:
         out["pyarrow_rows"] = pyarrow_rows
-        out["pyarrow_read_json_mb_per_s"] = round(mb / min(theirs), 2)
+        out[f"pyarrow_{reader}_mb_per_s"] = round(mb / min(theirs), 2)
         out["ratio_to_pyarrow"] = round(min(theirs) / min(ours), 3)
     if source.columnar is not None:
         seconds = min(_timed(_normalize, source, data, "off")[0] for _ in range(2))
@@ -184,14 +200,15 @@ def test_source_throughput(name: str, record_result) -> None:
     is_json = source.format in ("json", "ndjson") or (
         source.format == "zeek" and data.lstrip()[:1] == b"{"
     )
+    reader = "read_json" if is_json else "read_csv" if source.format in ("csv", "tsv") else None
     figures: dict[str, object] = {
         "format": source.format,
         "batch_transform": source.columnar is not None,
-        **_figures(source, data, is_json),
+        **_figures(source, data, reader),
     }
     if source.format == "json":
         nd = _records_as_ndjson(source, data)
-        figures.update({f"ndjson_{k}": v for k, v in _figures(source, nd, True).items()})
+        figures.update({f"ndjson_{k}": v for k, v in _figures(source, nd, "read_json").items()})
     if name == "aws_cloudtrail":
         figures["target_ratio_to_pyarrow"] = CLOUDTRAIL_TARGET_RATIO
     record_result(f"logsource_{name}", figures)
