@@ -47,27 +47,30 @@ def _with_header(
     what = "CSV" if quoting != csv.QUOTE_NONE else "TSV"
     # A line without a quote, CR or NUL is split as the csv module would split it; others go
     # to the csv module, which may read on to later lines (a quoted field with line breaks).
-    special = ("\r", "\0") if quoting == csv.QUOTE_NONE else ('"', "\r", "\0")
+    special = re.compile("[\r\0]" if quoting == csv.QUOTE_NONE else '["\r\0]').search
     for n, text, err in source:
         if err is not None:
             yield n, text, err
             continue
-        if not any(c in text for c in special):
-            row: list[str] | Exception = text.split(delimiter)
+        if not special(text):
+            if not text.replace(delimiter, "").strip():
+                continue  # fields of white space only: a blank line, as below
+            row = text.split(delimiter)
             position, raw = n, text
         else:
             taken: list[tuple[int, str]] = []
             too_long: list[Parsed] = []
-            row = _csv_record(n, text, source, taken, too_long, delimiter, quoting)
+            read = _csv_record(n, text, source, taken, too_long, delimiter, quoting)
             yield from too_long
             if not taken:
                 continue
             position, raw = taken[0][0], "\n".join(t for _, t in taken)
-        if isinstance(row, Exception):
-            yield position, raw, ParseError(f"invalid {what}: {row}")
-            continue
-        if not row or not any(field.strip() for field in row):
-            continue
+            if isinstance(read, Exception):
+                yield position, raw, ParseError(f"invalid {what}: {read}")
+                continue
+            if not read or not any(field.strip() for field in read):
+                continue
+            row = read
         if header is None:
             header = [name.strip() or f"column{i + 1}" for i, name in enumerate(row)]
             continue
