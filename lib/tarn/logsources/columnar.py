@@ -291,11 +291,11 @@ class Batch:
         (None where it lacks it). `key` is one name, dots and all (Zeek's "id.orig_h")."""
         found = self._fields.get(key)
         if found is None:
-            found = self._fields[key] = (
-                [None] * len(self)
-                if self._all_fields
-                else [r.get(key) if type(r) is dict else None for r in self.values(REST)]
-            )
+            if self._all_fields:
+                found = [None] * len(self)
+            else:
+                found = [r.get(key) if type(r) is dict else None for r in self._rest()]
+            self._fields[key] = found
         return found
 
     def fields(
@@ -306,18 +306,23 @@ class Batch:
         if rows is None:
             wanted = [k for k in keys if k not in self._fields]
             if len(wanted) > 1 and not self._all_fields:
-                self._fields.update(_by_key(self.values(REST), wanted))
+                self._fields.update(_by_key(self._rest(), wanted))
             return {k: self.field(k) for k in keys}
         if self._all_fields or all(k in self._fields for k in keys):
             at = list(rows)
             return {k: [values[j] for j in at] for k, values in self.fields(keys).items()}
-        rest = self.values(REST)
+        rest = self._rest()
         records = [rest[j] for j in rows]
         found = _by_key(records, keys)
         for k in keys:
             if k not in found:
                 found[k] = [r.get(k) if type(r) is dict else None for r in records]
         return {k: found[k] for k in keys}
+
+    def _rest(self) -> list[Any]:
+        if self.records and REST not in self.records[0]:
+            raise ColumnarError('field() reads the rest of a record: add "*": "json" to raw=')
+        return self.values(REST)
 
     def values(self, path: str) -> list[Any]:
         """The Python values at `path`, one per record (None where there is none)."""

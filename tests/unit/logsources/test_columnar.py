@@ -700,3 +700,23 @@ def test_batch_fields_of_some_records_equal_field_at_those_records() -> None:
         assert batch.fields(keys) == whole
     assert whole == {"a": ["1", None, None], "b.c": [None, "2", "3"], "d": [None, "x", ""],
                      "none": [None] * 3}  # fmt: skip
+
+
+def test_batch_field_without_the_rest_declared_says_what_to_add(tmp_path: Path) -> None:
+    yml = "name: norest\ningest: {format: ndjson}\nschema: {ecs: [message]}\n"
+    code = (
+        "import pyarrow as pa\n"
+        "from tarn.logsources import columnar as col\n"
+        "def transform(r):\n"
+        "    return {'ts': r['t'], 'message': r.get('m')}\n"
+        "@col.columnar(raw={'t': 'string'})\n"
+        "def transform_columns(batch):\n"
+        "    return {'ts': col.timestamps(batch['t']),\n"
+        "            'message': pa.array(batch.field('m'), pa.string())}\n"
+    )
+    src = logsources.load_folder(make(tmp_path, "norest", yml, code))
+    data = _lines({"t": "2026-11-20T01:02:03Z", "m": "a"})
+    with pytest.raises(col.ColumnarError, match=r'add "\*": "json" to raw='):
+        outcome(src, data, "strict")
+    tables, _ = outcome(src, data, "auto")  # auto: the batch goes record by record instead
+    assert [r["message"] for r in tables["norest"]] == ["a"]
