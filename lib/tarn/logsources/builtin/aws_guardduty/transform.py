@@ -314,7 +314,8 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
 # The finding's raw fields, read at the top of a bare finding and under "detail" of an
 # EventBridge event. The insides of the json values (the action, the resource) are read into
 # Arrow structs by key (_convert); what transform() does with a value is done per distinct
-# value (col.per_value, _checked); the rest (which action, additionalInfo, evidence) in Python.
+# value (col.per_value, col.per_value_checked); the rest (which action, additionalInfo,
+# evidence) in Python.
 _FINDING_RAW = {
     "type": "string",
     "id": "string",
@@ -398,7 +399,6 @@ _RESOURCE = _struct(
     s3BucketDetails=pa.list_(_struct(name=_S)),
 )
 # ISO 8601 in UTC with "Z": Arrow's cast reads it exactly as datetime.fromisoformat does.
-_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
 _KINDS = {key: i for i, key in enumerate(_ACTIONS, 1)}  # 0: none of them
 _NET, _API, _PROBE, _DNS, _K8S, _RDS = (_KINDS[k] for k in _ACTIONS)
 _CATEGORIES = {
@@ -442,26 +442,6 @@ def _convert(values: list[Any], type_: pa.DataType) -> tuple[pa.Array, np.ndarra
     return pa.concat_arrays(parts) if parts else pa.array([], type_), bad
 
 
-def _checked(fn: Any, values: pa.Array, type_: pa.DataType) -> tuple[pa.Array, np.ndarray]:
-    """col.per_value, and where fn raised or gave what type_ cannot hold (null there)."""
-    encoded = pc.dictionary_encode(values)
-    results: list[Any] = []
-    failed: list[bool] = []
-    for v in encoded.dictionary.to_pylist():
-        try:
-            result = fn(v)
-            pa.scalar(result, type_)
-        except Exception:
-            result = None
-            failed.append(True)
-        else:
-            failed.append(False)
-        results.append(result)
-    indices = encoded.indices
-    bad = pa.array(failed, pa.bool_()).take(indices).fill_null(False)
-    return pa.array(results, type_).take(indices), _np(bad)
-
-
 def _text(values: list[Any]) -> tuple[pa.Array, np.ndarray]:
     """Python values passed on as they are: text (or None); anything else is flagged."""
     try:
@@ -473,18 +453,8 @@ def _text(values: list[Any]) -> tuple[pa.Array, np.ndarray]:
 
 def _iso_times(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """iso_ts_or_none per value, and where it raises."""
-    common = pc.fill_null(pc.match_substring_regex(values, _ISO_Z), False)
-    try:
-        fast = pc.if_else(common, values, None).cast(_TS)
-    except pa.ArrowInvalid:  # e.g. 30 February: Python decides, per value
-        return _checked(iso_ts_or_none, values, _TS)
-    other = pc.and_(pc.invert(common), pc.is_valid(values))
-    if not pc.any(other).as_py():
-        return fast, np.zeros(len(values), dtype=bool)
-    slow, bad = _checked(iso_ts_or_none, values.filter(other), _TS)
-    flagged = np.zeros(len(values), dtype=bool)
-    flagged[np.flatnonzero(_np(other))] = bad
-    return pc.replace_with_mask(fast, other, slow), flagged
+    ts, raised = col.timestamps_checked(values, iso_ts_or_none)
+    return ts, _np(raised)
 
 
 def _ips(values: pa.Array) -> pa.Array:
@@ -697,7 +667,10 @@ def transform_columns(batch: col.Batch) -> dict[str, Any]:
     remote_port = pc.if_else(pa.array(is_net), of(detail, "remotePortDetails.port"), None)
     country = _or_none(of(remote, "country.countryName"))
     city = _or_none(of(remote, "city.cityName"))
-    asn, bad = _checked(int_cast_or_none, of(remote, "organization.asn"), pa.int64())
+    asn, failed = col.per_value_checked(
+        int_cast_or_none, of(remote, "organization.asn"), pa.int64()
+    )
+    bad = _np(failed)
     row |= bad & has_remote & full
     as_org = of(remote, "organization.asnOrg")
     local_ip = pc.coalesce(_ips(of(local, "ipAddressV4")), _ips(of(local, "ipAddressV6")))

@@ -301,40 +301,7 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
 # -- the same rows for a batch of entries ----------------------------------------------------------
 _TS = pa.timestamp("us", tz="UTC")
 _TEXTS = pa.list_(pa.string())
-# ISO 8601 in UTC with "Z": what Arrow's cast reads exactly as fromisoformat does (as in
-# columnar.timestamps). fromisoformat drops the digits of a second after the sixth, so
-# those are cut first (Cloud Logging writes receiveTimestamp in nanoseconds).
-_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
-_ISO_Z_LONG = r"^([12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6})[0-9]+Z$"
 _INT64 = (-(2**63), 2**63)
-
-
-def _iso_or_none(value: Any) -> Any:
-    try:
-        return iso_ts_or_none(value)
-    except Exception:
-        return None
-
-
-def _iso_raises(value: Any) -> bool:
-    try:
-        iso_ts_or_none(value)
-    except Exception:  # e.g. an offset that takes the time out of range: transform() raises
-        return True
-    return False
-
-
-def _iso_timestamps(values: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """iso_ts_or_none per value, and where it raises."""
-    text = pc.replace_substring_regex(values, _ISO_Z_LONG, r"\1Z")
-    common = pc.fill_null(pc.match_substring_regex(text, _ISO_Z), False)
-    fast = col.timestamps(pc.if_else(common, text, None))
-    other = pc.if_else(common, None, values)
-    if other.null_count == len(other):
-        return fast, pa.repeat(pa.scalar(False), len(other))
-    slow = col.per_value(_iso_or_none, other, _TS)
-    raises = pc.fill_null(col.per_value(_iso_raises, other, pa.bool_()), False)
-    return pc.coalesce(fast, slow), raises
 
 
 # json_text_nonempty(value, sort_keys=False) is this encoder's text, None for None, {} and [];
@@ -573,8 +540,8 @@ def transform_columns(batch: col.Batch) -> dict[str, Any]:
 
     # not an AuditLog entry (no protoPayload, another @type): transform() raises
     not_audit = pc.invert(pc.fill_null(pc.equal(batch[p + "@type"], _AUDIT_LOG), False))
-    ts, ts_raises = _iso_timestamps(batch["timestamp"])
-    received, received_raises = _iso_timestamps(batch["receiveTimestamp"])
+    ts, ts_raises = col.timestamps_checked(batch["timestamp"], iso_ts_or_none)
+    received, received_raises = col.timestamps_checked(batch["receiveTimestamp"], iso_ts_or_none)
 
     method = batch[p + "methodName"]
     service = batch[p + "serviceName"]

@@ -413,28 +413,6 @@ def _is_text(value: Any) -> bool:
     return value is None or type(value) is str
 
 
-# ISO 8601 in UTC with "Z", which Arrow's cast reads as datetime.fromisoformat does
-_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
-
-
-def _iso_ts(value: Any) -> Any:
-    try:
-        return iso_ts_or_none(value)
-    except (ValueError, TypeError, OverflowError):  # e.g. year 1 with an offset: transform() raises
-        return None
-
-
-def _iso_times(values: pa.Array) -> pa.Array:
-    """iso_ts_or_none per value (null where it gives None or raises)."""
-    common = pc.fill_null(pc.match_substring_regex(values, _ISO_Z), False)
-    fast = col.timestamps(pc.if_else(common, values, None))  # parse_ts agrees on these
-    other = pc.and_(pc.is_valid(values), pc.invert(common))
-    if not pc.any(other).as_py():
-        return fast
-    slow = col.per_value(_iso_ts, values.filter(other), fast.type)
-    return pc.replace_with_mask(fast, other, slow)
-
-
 def _first(values: pa.Array) -> pa.Array:
     """The first item of each list (null for a null or empty list)."""
     some = pc.fill_null(pc.greater(pc.list_value_length(values), 0), False)
@@ -476,7 +454,8 @@ def transform_columns(batch: col.Batch) -> dict[str, Any]:
     out = {
         col.ROW_PATH: row_path,  # e.g. several events: several rows, transform() makes them
         "_table": pc.if_else(is_login, "login", pc.if_else(is_admin, "admin", none)),
-        "ts": _iso_times(batch["id.time"]),  # null: transform() sidelines the activity
+        # null: transform() sidelines the activity
+        "ts": col.timestamps(batch["id.time"], iso_ts_or_none),
         "event.id": batch["id.uniqueQualifier"],
         "event.provider": app,
         "event.outcome": pc.if_else(admin_success, "success", outcome),

@@ -9,7 +9,6 @@ type: the useful keys get their own fields and the whole of it is kept as JSON.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tarn.logsources import columnar as col
-from tarn.logsources._schema import TS
 from tarn.logsources.helpers import (
     as_dict,
     int_cast_or_none,
@@ -294,30 +292,8 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the batch version: the same rows for a batch of records, with Arrow compute ----------------
-_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
 _INT32 = (-(2**31), 2**31 - 1)
 _STR_LIST = pa.list_(pa.string())
-
-
-def _iso_ts(value: Any) -> datetime | None:
-    try:
-        return iso_ts_or_none(value)
-    except (OverflowError, ValueError):  # out of range in UTC: transform() says so
-        return None
-
-
-def _published(values: pa.Array) -> pa.Array:
-    """iso_ts_or_none per value: Arrow's cast for ISO text in UTC with "Z" (which it reads
-    exactly as datetime.fromisoformat does), the helper for anything else."""
-    common = pc.fill_null(pc.match_substring_regex(values, _ISO_Z), False)
-    try:
-        fast = pc.if_else(common, values, None).cast(TS)
-    except pa.ArrowInvalid:  # e.g. 30 February
-        return col.per_value(_iso_ts, values, TS)
-    other = pc.invert(common)
-    if not pc.any(other).as_py():
-        return fast
-    return pc.replace_with_mask(fast, other, col.per_value(_iso_ts, values.filter(other), TS))
 
 
 def _unless(values: pa.Array, text: str) -> pa.Array:
@@ -455,7 +431,7 @@ def transform_columns(batch: col.Batch) -> dict[str, Any]:
     auth = "authenticationContext."
     return {
         col.ROW_PATH: pc.or_(odd, pa.array(rows)),
-        "ts": _published(batch["published"]),
+        "ts": col.timestamps(batch["published"], iso_ts_or_none),
         "message": batch["displayMessage"],
         "log.level": batch["severity"],
         "event.id": batch["uuid"],
