@@ -456,10 +456,10 @@ def either(first: pa.Array, second: pa.Array) -> pa.Array:
     return pc.if_else(truthy(first), first, second)
 
 
-# ISO 8601 in UTC with "Z", which Arrow's cast reads as parse_ts does once a fraction is cut to
-# microseconds (datetime.fromisoformat drops the digits after the sixth).
-_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
-_NANOS = r"(\.[0-9]{6})[0-9]+Z$"
+# ISO 8601 in UTC ("Z" or "+00:00"), which Arrow's cast reads as parse_ts does once a fraction
+# is cut to microseconds (datetime.fromisoformat drops the digits after the sixth).
+_ISO_Z = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|\+00:00)$"
+_NANOS = r"(\.[0-9]{6})[0-9]+(Z|\+00:00)$"
 
 
 def timestamps(values: pa.Array, reader: Callable[[Any], Any] = parse_ts) -> pa.Array:
@@ -484,7 +484,7 @@ def timestamps_checked(
         return per_value_checked(reader, values, TS)
     common = pc.fill_null(pc.match_substring_regex(values, _ISO_Z), False)
     try:
-        cut = pc.replace_substring_regex(values, _NANOS, r"\1Z")
+        cut = pc.replace_substring_regex(values, _NANOS, r"\1\2")
         fast = pc.if_else(common, cut, None).cast(TS)
     except pa.ArrowInvalid:  # e.g. 30 February: the reader says why, per value
         return per_value_checked(reader, values, TS)

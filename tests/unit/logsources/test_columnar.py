@@ -421,6 +421,7 @@ def test_extending_keeps_the_batch_function_only_with_the_inherited_transform(
 @given(
     st.lists(
         st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat().replace("+00:00", "Z"))
+        | st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat)  # "+00:00"
         | st.datetimes(timezones=st.just(UTC)).map(
             lambda d: (
                 d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond:06d}"[: d.second % 6 + 1] + "Z"
@@ -428,6 +429,8 @@ def test_extending_keeps_the_batch_function_only_with_the_inherited_transform(
         )
         | st.from_regex(r"\A[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
         | st.from_regex(r"\A2026-11-20T01:02:03\.[0-9]{1,12}Z\Z")
+        | st.from_regex(r"\A[12][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\+00:00\Z")
+        | st.from_regex(r"\A2026-11-20T01:02:03\.[0-9]{1,12}[+-]0[01]:00\Z")
         | st.text(max_size=25)
         | st.none(),
         max_size=20,

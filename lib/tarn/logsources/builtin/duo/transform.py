@@ -155,8 +155,6 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the same rows, a batch at a time (see tarn.logsources.columnar) ------------------------------
-# isotimestamp as Duo writes it (UTC, "+00:00"), which Arrow's cast reads as fromisoformat does
-_ISO_UTC = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(\+00:00|Z)$"
 # access_device fields kept as _text (Duo sends booleans or text)
 _TEXTS = (
     "is_encryption_enabled",
@@ -167,44 +165,12 @@ _TEXTS = (
 )
 
 
-def _iso_ts_safe(iso: Any) -> datetime | None:
-    try:
-        return _iso_ts(iso)
-    except Exception:
-        return None  # the record goes through transform(), which raises the same
-
-
-def _iso_raises(iso: Any) -> bool:
-    """_iso_ts raises (not ValueError: e.g. an offset that takes the time out of range)."""
-    try:
-        _iso_ts(iso)
-    except Exception:
-        return True
-    return False
-
-
 def _epoch_ts(epoch: float) -> datetime | None:
     """datetime.fromtimestamp(epoch, UTC), None where it raises (transform() says why)."""
     try:
         return datetime.fromtimestamp(epoch, UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _iso_times(iso: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """_iso_ts per value, and where it raises."""
-    common = pc.fill_null(pc.match_substring_regex(iso, _ISO_UTC), False)
-    try:
-        fast = pc.if_else(common, iso, None).cast(TS)
-        odd = pc.if_else(common, pa.scalar(None, pa.string()), iso)
-    except pa.ArrowInvalid:  # e.g. 30 February: each value as the row path reads it
-        fast, odd = pa.nulls(len(iso), TS), iso
-    if odd.null_count == len(odd):
-        return fast, pa.repeat(False, len(iso))
-    return (
-        pc.coalesce(fast, col.per_value(_iso_ts_safe, odd, TS)),
-        pc.fill_null(col.per_value(_iso_raises, odd, pa.bool_()), False),
-    )
 
 
 def _texts(values: list[Any]) -> pa.Array:
@@ -274,7 +240,7 @@ def _or_none(values: pa.Array) -> pa.Array:
 def transform_columns(batch: col.Batch) -> dict[str, Any]:
     """transform() for a batch of records: the same rows, built with Arrow compute."""
     result = batch["result"]
-    iso_ts, iso_raises = _iso_times(batch["isotimestamp"])
+    iso_ts, iso_raises = col.timestamps_checked(batch["isotimestamp"], _iso_ts)
     epoch = pc.if_else(pc.is_null(iso_ts), batch["timestamp"], None)
     ts = pc.coalesce(iso_ts, col.per_value(_epoch_ts, epoch, TS))  # null: transform() says why
 
