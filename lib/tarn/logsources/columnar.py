@@ -76,6 +76,7 @@ __all__ = [
     "ColumnarTransform",
     "columnar",
     "either",
+    "first",
     "ips",
     "json_texts",
     "lookup",
@@ -417,6 +418,12 @@ def to_bools(values: pa.Array) -> pa.Array:
     if pa.types.is_boolean(values.type):
         return values
     return per_value(to_bool, values, pa.bool_())
+
+
+def first(lists: pa.Array) -> pa.Array:
+    """`values[0] if values else None` per list (null for a null list too)."""
+    some = pc.fill_null(pc.greater(pc.list_value_length(lists), 0), False)
+    return pc.list_element(pc.if_else(some, lists, pa.scalar([None], lists.type)), 0)
 
 
 def ips(values: pa.Array) -> pa.Array:

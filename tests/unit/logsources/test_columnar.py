@@ -498,6 +498,9 @@ def test_either_and_truthy_follow_python() -> None:
         x or y for x, y in zip(a.to_pylist(), b.to_pylist(), strict=False)
     ]
     assert col.truthy(pa.array([0, 1, None])).to_pylist() == [False, True, False]
+    for lists in ([["a", "b"], [], None, [None, "c"], ["d"]], [[{"k": 1}], [], None]):
+        got = col.first(pa.array(lists)).to_pylist()
+        assert got == [v[0] if v else None for v in lists]
     assert (
         datetime(2026, 1, 1, tzinfo=UTC)
         == col.timestamps(pa.array([datetime(2026, 1, 1)], pa.timestamp("us"))).to_pylist()[0]

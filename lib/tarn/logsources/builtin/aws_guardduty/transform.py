@@ -466,15 +466,6 @@ def _or_none(values: pa.Array) -> pa.Array:
     return pc.if_else(col.truthy(values), values, None)
 
 
-def _first(lists: pa.Array) -> pa.Array:
-    """Per record, the first item of its list (null where there is none)."""
-    sliced = pc.list_slice(lists, 0, 1)
-    items = pc.list_flatten(sliced)
-    at = np.full(len(lists), -1, dtype=np.int64)
-    at[_np(pc.list_parent_indices(sliced))] = np.arange(len(items))
-    return items.take(pa.array(at, mask=at < 0))
-
-
 def _pick(type_: pa.DataType, n: int, *cases: tuple[np.ndarray, pa.Array]) -> pa.Array:
     """Per record, the value of the first case whose mask holds there (null if none)."""
     out = pa.nulls(n, type_)
@@ -649,7 +640,7 @@ def transform_columns(batch: col.Batch) -> dict[str, Any]:
         return pc.struct_field(node, path.split("."))
 
     # remoteIpDetails/localIpDetails are the action's, or its first port probe's
-    probe = _first(of(detail, "portProbeDetails"))
+    probe = col.first(of(detail, "portProbeDetails"))
     remote = pc.if_else(probing, of(probe, "remoteIpDetails"), of(detail, "remoteIpDetails"))
     local = pc.if_else(probing, of(probe, "localIpDetails"), of(detail, "localIpDetails"))
     local_port = pc.if_else(
@@ -681,7 +672,7 @@ def transform_columns(batch: col.Batch) -> dict[str, Any]:
     transport = col.per_value(lambda v: v.lower() or None, of(detail, "protocol"), _S)
     # kubernetes: the first of sourceIps where remoteIpDetails gives no address
     k8s_only = is_k8s & _np(pc.is_null(remote_ip))
-    k8s_ip = _ips(_first(of(detail, "sourceIps")))
+    k8s_ip = _ips(col.first(of(detail, "sourceIps")))
 
     src_local = outbound
     src_remote = has_remote & ~outbound & ~k8s_only

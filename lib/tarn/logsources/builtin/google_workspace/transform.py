@@ -413,12 +413,6 @@ def _is_text(value: Any) -> bool:
     return value is None or type(value) is str
 
 
-def _first(values: pa.Array) -> pa.Array:
-    """The first item of each list (null for a null or empty list)."""
-    some = pc.fill_null(pc.greater(pc.list_value_length(values), 0), False)
-    return pc.list_element(pc.if_else(some, values, pa.scalar([None], values.type)), 0)
-
-
 @col.columnar(
     raw={
         "id.time": "string",
@@ -467,7 +461,7 @@ def transform_columns(batch: col.Batch) -> dict[str, Any]:
         "source.ip": col.per_value(strict_ip_or_none, batch["ipAddress"], pa.string()),
         "source.geo.country_iso_code": batch["networkInfo.regionCode"],
         "source.geo.region_iso_code": batch["networkInfo.subdivisionCode"],
-        "source.as.number": _first(batch["networkInfo.ipAsn"]),
+        "source.as.number": col.first(batch["networkInfo.ipAsn"]),
         "organization.id": batch["id.customerId"],
         "google_workspace.actor.caller_type": batch["actor.callerType"],
         "google_workspace.actor.key": batch["actor.key"],

@@ -657,13 +657,6 @@ def _times(values: list[Any]) -> Any:
     return _each(_ts_or_none, values, _TS)[0]
 
 
-def _first(lists: pa.Array) -> Any:
-    """`values[0] if values else None` per list (lists without nulls)."""
-    offsets = lists.offsets.to_numpy()
-    empty = offsets[1:] == offsets[:-1]
-    return lists.values.take(pa.array(offsets[:-1], mask=empty))
-
-
 def _singletons(text: pa.Array) -> Any:
     """`[value] if value else []` per value."""
     keep = col.truthy(text)
@@ -878,10 +871,10 @@ def _http_columns(f: _Fields) -> dict[str, Any]:
         "http.request.method": f.texts("method"),
         "http.request.referrer": f.texts("referrer"),
         "http.request.body.bytes": f.ints("request_body_len"),
-        "http.request.mime_type": _first(orig_mime),
+        "http.request.mime_type": col.first(orig_mime),
         "http.response.status_code": status,
         "http.response.body.bytes": f.ints("response_body_len"),
-        "http.response.mime_type": _first(resp_mime),
+        "http.response.mime_type": col.first(resp_mime),
         "user_agent.original": f.texts("user_agent"),
         "zeek.http.trans_depth": f.ints("trans_depth"),
         "zeek.http.status_msg": f.texts("status_msg"),
@@ -904,8 +897,8 @@ def _ssl_columns(f: _Fields) -> dict[str, Any]:
     version = f.texts("version")
     server_name = f.texts("server_name")
     established = f.bools("established")
-    chain = _first(f.lists("cert_chain_fps"))
-    client_chain = _first(f.lists("client_cert_chain_fps"))
+    chain = col.first(f.lists("cert_chain_fps"))
+    client_chain = col.first(f.lists("client_cert_chain_fps"))
     return {
         "event.outcome": pc.if_else(established, "success", "failure"),
         "network.protocol": pa.scalar("tls"),
