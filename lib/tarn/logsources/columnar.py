@@ -422,8 +422,9 @@ def to_bools(values: pa.Array) -> pa.Array:
 
 def first(lists: pa.Array) -> pa.Array:
     """`values[0] if values else None` per list (null for a null list too)."""
-    some = pc.fill_null(pc.greater(pc.list_value_length(lists), 0), False)
-    return pc.list_element(pc.if_else(some, lists, pa.scalar([None], lists.type)), 0)
+    offsets = lists.offsets.to_numpy()  # into lists.values, which ignores a slice's offset
+    none = (offsets[1:] == offsets[:-1]) | _numpy(lists.is_null())
+    return lists.values.take(pa.array(offsets[:-1], mask=none))
 
 
 def ips(values: pa.Array) -> pa.Array:

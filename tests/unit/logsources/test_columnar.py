@@ -499,8 +499,8 @@ def test_either_and_truthy_follow_python() -> None:
     ]
     assert col.truthy(pa.array([0, 1, None])).to_pylist() == [False, True, False]
     for lists in ([["a", "b"], [], None, [None, "c"], ["d"]], [[{"k": 1}], [], None]):
-        got = col.first(pa.array(lists)).to_pylist()
-        assert got == [v[0] if v else None for v in lists]
+        for array in (pa.array(lists), pa.array(lists).slice(1)):  # a slice has an offset
+            assert col.first(array).to_pylist() == [v[0] if v else None for v in array.to_pylist()]
     assert (
         datetime(2026, 1, 1, tzinfo=UTC)
         == col.timestamps(pa.array([datetime(2026, 1, 1)], pa.timestamp("us"))).to_pylist()[0]
