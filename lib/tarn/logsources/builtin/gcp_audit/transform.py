@@ -299,7 +299,6 @@ def transform(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the same rows for a batch of entries ----------------------------------------------------------
-_TS = pa.timestamp("us", tz="UTC")
 _TEXTS = pa.list_(pa.string())
 _INT64 = (-(2**63), 2**63)
 

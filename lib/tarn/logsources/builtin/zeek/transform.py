@@ -25,7 +25,6 @@ import pyarrow.compute as pc
 from tarn.logsources import columnar as col
 from tarn.logsources.helpers import split_domain, strict_ip_or_none
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TLS_VERSIONS = {
     "TLSv10": ("tls", "1.0"),
     "TLSv11": ("tls", "1.1"),
