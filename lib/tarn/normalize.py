@@ -31,19 +31,8 @@ import pyarrow as pa
 
 from tarn.logsources import LogSource, TableSpec
 from tarn.logsources import columnar as columnar_
-from tarn.logsources._json import decode_line
-from tarn.logsources._parse import (
-    SYSLOG_LINE,
-    UNDECODED,
-    Fields,
-    Parsed,
-    ParseError,
-    ZeekRow,
-    parse,
-    safely,
-)
+from tarn.logsources._parse import Parsed, ParseError, eager, parse
 from tarn.logsources._schema import SIDELINE_SCHEMA
-from tarn.logsources._syslog import decode_line as syslog_line
 from tarn.logsources.helpers import dig, json_text, parse_ts, unique
 
 __all__ = ["Chunk", "Row", "Sidelined", "normalize", "parse_ts", "rows"]
@@ -334,12 +323,7 @@ class _Rows:
 
     def items_of(self, position: int, raw: str, record: Any) -> Iterator[Row | Sidelined]:
         """The rows (or sideline items) `transform(record)` makes of one parsed record."""
-        if record is UNDECODED:
-            record = safely(decode_line, raw)
-        elif type(record) is Fields or type(record) is ZeekRow:
-            record = record.record()
-        elif record is SYSLOG_LINE:
-            record = safely(syslog_line, raw)
+        record = eager(record, raw)
         if isinstance(record, Exception):
             yield Sidelined(position, "parse", str(record), raw)
             return

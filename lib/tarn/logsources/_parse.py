@@ -180,6 +180,18 @@ def safely(fn: Callable[[str], Any], text: str) -> Any:
         return ParseError(f"unexpected {type(exc).__name__} in the parser: {exc}")
 
 
+def eager(record: Any, raw: str) -> Any:
+    """The record the parser gives without lazy=True, for one it gave with it (a record
+    already decoded stays as it is; one that does not parse is its ParseError)."""
+    if record is UNDECODED or record is SYSLOG_LINE:
+        from tarn.logsources import _json, _syslog
+
+        return safely(_json.decode_line if record is UNDECODED else _syslog.decode_line, raw)
+    if type(record) is Fields or type(record) is ZeekRow:
+        return record.record()
+    return record
+
+
 def per_line(stream: IO[bytes], decode: Callable[[str], Any]) -> Iterator[Parsed]:
     for n, text, err in lines(stream):
         yield n, text, err if err is not None else safely(decode, text)

@@ -64,7 +64,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tarn.logsources import _syslog
-from tarn.logsources._parse import SYSLOG_LINE, UNDECODED, Fields, ZeekRow, safely
+from tarn.logsources._parse import SYSLOG_LINE, UNDECODED, Fields, ZeekRow, eager, safely
 from tarn.logsources._schema import TS, Field, arrow_schema
 from tarn.logsources._syslog import decode_line as syslog_line
 from tarn.logsources.helpers import JSON_ENCODER, ip_or_none, json_text, parse_ts, to_bool
@@ -557,10 +557,6 @@ def read_records(
         by_column = _read_syslog(plan, records, texts)
         if by_column is not None:
             return by_column
-        records = [
-            safely(syslog_line, t) if r is SYSLOG_LINE else r
-            for r, t in zip(records, texts, strict=True)
-        ]
     decode = plan.decoder.decode
     convert = msgspec.convert
     top = plan.top
@@ -577,9 +573,8 @@ def read_records(
                         if k not in top
                     }
             else:
-                if type(record) is Fields or type(record) is ZeekRow:
-                    record = record.record()
-                elif type(record) is not dict:
+                record = eager(record, texts[i])
+                if type(record) is not dict:
                     continue
                 row = convert(record, plan.record_type)
                 if plan.rest:
