@@ -476,16 +476,6 @@ def _each(fn: Callable[[Any], Any], values: list[Any], type_: pa.DataType) -> tu
     return pa.array(out, type_), bad
 
 
-def _distinct(fn: Callable[[Any], Any], text: pa.Array, type_: pa.DataType) -> tuple[Any, Any]:
-    """_each over the distinct values of a text array (nulls stay null: fn(None) is None)."""
-    encoded = pc.dictionary_encode(text)
-    results, bad = _each(fn, encoded.dictionary.to_pylist(), type_)
-    out = results.take(encoded.indices)
-    if bad is None:
-        return out, None
-    return out, pa.array(bad).take(encoded.indices).fill_null(False).to_numpy(zero_copy_only=False)
-
-
 def _blend(
     text: pa.Array, common: pa.Array, fast: Any, fn: Callable[[Any], Any], type_: pa.DataType
 ) -> tuple[Any, Any]:
@@ -493,12 +483,14 @@ def _blend(
     other = pc.and_(pc.invert(common), pc.is_valid(text))
     if not pc.any(other).as_py():
         return fast, None
-    slow, slow_bad = _distinct(fn, text.filter(other), type_)
+    slow, failed = col.per_value_checked(fn, text.filter(other), type_)
     out = pc.replace_with_mask(fast, other, slow)
-    if slow_bad is None:
+    if not pc.any(failed).as_py():
         return out, None
     bad = np.zeros(len(text), dtype=bool)
-    bad[np.flatnonzero(other.to_numpy(zero_copy_only=False))] = slow_bad
+    bad[np.flatnonzero(other.to_numpy(zero_copy_only=False))] = failed.to_numpy(
+        zero_copy_only=False
+    )
     return out, bad
 
 
